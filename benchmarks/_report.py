@@ -1,0 +1,47 @@
+"""Shared helpers for benchmarks: timing and writing a section of RESULTS.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def machine() -> str:
+    """A one-line description of this machine."""
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}"
+    )
+
+
+def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
+    """The fastest of `repeat` runs of `fn`, in seconds (the least disturbed by noise)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def write_section(name: str, markdown: str) -> None:
+    """Replace (or append) the section `name` of RESULTS.md with `markdown`.
+
+    Sections are delimited by HTML comments so each benchmark owns its own part.
+    """
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    body = f"<!-- begin {name} -->\n{markdown.rstrip()}\n\n_{machine()}; {stamp}_\n<!-- end {name} -->"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
+    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: body, text)
+    else:
+        text = text.rstrip() + "\n\n" + body + "\n"
+    RESULTS.write_text(text)

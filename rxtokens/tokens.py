@@ -1,0 +1,295 @@
+"""The token model: every event a stream carries, and the final `Completion`.
+
+Tokens are created once per streamed fragment, so they are built for speed:
+each kind is a `typing.NamedTuple` (construction is a single `tuple.__new__`;
+``benchmarks/tokens.py`` measures it against frozen dataclasses, slotted
+classes and pydantic models). They are immutable, support pattern matching
+(``case TextDelta(text=t):``) and, unlike plain tuples, compare equal only to
+tokens of the same kind.
+
+Every kind has a ``type`` discriminator (a class attribute) and round-trips
+through JSON with `token_to_dict` / `token_from_dict` (or `token_to_json` /
+`token_from_json`).
+
+Example:
+    >>> token_from_json(token_to_json(TextDelta("Hi")))
+    TextDelta(text='Hi', index=0)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple, TypeAlias
+
+__all__ = [
+    "TOKEN_TYPES",
+    "Choice",
+    "Completion",
+    "Finish",
+    "ReasoningDelta",
+    "RefusalDelta",
+    "StreamToken",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "register_token_type",
+    "token_from_dict",
+    "token_from_json",
+    "token_to_dict",
+    "token_to_json",
+]
+
+
+class _Kind:
+    """Equality and hashing that include the token kind (plain tuples ignore it).
+
+    Listed before the NamedTuple base so that its methods win over tuple's.
+    """
+
+    __slots__ = ()
+    type: ClassVar[str]
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple.__hash__(self)))  # type: ignore[arg-type]
+
+
+class _TextDeltaFields(NamedTuple):
+    text: str
+    index: int = 0
+
+
+class TextDelta(_Kind, _TextDeltaFields):
+    """Visible answer text for choice `index`."""
+
+    __slots__ = ()
+    type = "text"
+
+
+class _ReasoningDeltaFields(NamedTuple):
+    text: str
+    index: int = 0
+
+
+class ReasoningDelta(_Kind, _ReasoningDeltaFields):
+    """Thinking / reasoning text for choice `index` (not part of the answer)."""
+
+    __slots__ = ()
+    type = "reasoning"
+
+
+class _RefusalDeltaFields(NamedTuple):
+    text: str
+    index: int = 0
+
+
+class RefusalDelta(_Kind, _RefusalDeltaFields):
+    """Refusal text for choice `index` (OpenAI ``delta.refusal``)."""
+
+    __slots__ = ()
+    type = "refusal"
+
+
+class _ToolCallDeltaFields(NamedTuple):
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+    choice: int = 0
+
+
+class ToolCallDelta(_Kind, _ToolCallDeltaFields):
+    """One fragment of a tool call's JSON arguments.
+
+    `index` identifies the call within the response (across choices, the
+    provider's own numbering); `id` and `name` are usually present only on the
+    first fragment. `choice` is the choice the call belongs to.
+    """
+
+    __slots__ = ()
+    type = "tool_call_delta"
+
+
+class _ToolCallFields(NamedTuple):
+    index: int
+    id: str | None
+    name: str
+    arguments: dict[str, Any]
+    choice: int = 0
+
+
+class ToolCall(_Kind, _ToolCallFields):
+    """A tool call whose arguments are complete, emitted as soon as that is known."""
+
+    __slots__ = ()
+    type = "tool_call"
+
+
+class _UsageFields(NamedTuple):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    estimated: bool = False
+
+
+class Usage(_Kind, _UsageFields):
+    """Token usage. Provider-reported values are cumulative: the latest one wins.
+
+    `estimated` is True when rxtokens counted the tokens itself (tiktoken)
+    because the provider reported none.
+    """
+
+    __slots__ = ()
+    type = "usage"
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Input plus output tokens, or None when either is unknown."""
+        if self.input_tokens is None or self.output_tokens is None:
+            return None
+        return self.input_tokens + self.output_tokens
+
+
+class _FinishFields(NamedTuple):
+    reason: str | None
+    index: int = 0
+
+
+class Finish(_Kind, _FinishFields):
+    """End of choice `index`; `reason` is the provider's raw value (``stop``, ``end_turn`` ...)."""
+
+    __slots__ = ()
+    type = "finish"
+
+
+StreamToken: TypeAlias = (
+    TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | ToolCall | Usage | Finish
+)
+"""Every kind of event a token stream carries."""
+
+TOKEN_TYPES: dict[str, type[Any]] = {
+    cls.type: cls
+    for cls in (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, ToolCall, Usage, Finish)
+}
+"""The discriminator of each token kind -> its class. Other modules register more kinds here."""
+
+
+def register_token_type(cls: type[Any]) -> type[Any]:
+    """Register an extra token kind (a NamedTuple with a ``type`` class attribute) for JSON."""
+    TOKEN_TYPES[cls.type] = cls
+    return cls
+
+
+def token_to_dict(token: Any) -> dict[str, Any]:
+    """The JSON-ready dict of a token: its fields plus ``"type"``."""
+    data: dict[str, Any] = {"type": token.type}
+    data.update(zip(token._fields, token, strict=True))
+    return data
+
+
+def token_from_dict(data: dict[str, Any]) -> Any:
+    """Rebuild a token from `token_to_dict` output (unknown keys are an error)."""
+    from .errors import ConfigError
+
+    fields = dict(data)
+    kind = fields.pop("type", None)
+    cls = TOKEN_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ConfigError(f"unknown token type {kind!r}; known: {sorted(TOKEN_TYPES)}")
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise ConfigError(f"invalid fields for token type {kind!r}: {exc}") from None
+
+
+def token_to_json(token: Any) -> str:
+    """Serialise a token as compact JSON."""
+    return json.dumps(token_to_dict(token), ensure_ascii=False, separators=(",", ":"))
+
+
+def token_from_json(text: str | bytes) -> Any:
+    """Parse a token from `token_to_json` output."""
+    return token_from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The aggregated result of one choice (``n > 1`` requests have several)."""
+
+    index: int = 0
+    text: str = ""
+    reasoning: str = ""
+    refusal: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """The final answer of a stream, as `aggregate()` yields it.
+
+    The top-level fields mirror choice 0; `choices` holds one `Choice` per
+    choice index (a single element for ordinary requests).
+    """
+
+    text: str = ""
+    reasoning: str = ""
+    refusal: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    choices: list[Choice] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tool calls and usage as token dicts)."""
+
+        def choice_dict(c: Choice) -> dict[str, Any]:
+            return {
+                "index": c.index,
+                "text": c.text,
+                "reasoning": c.reasoning,
+                "refusal": c.refusal,
+                "tool_calls": [token_to_dict(t) for t in c.tool_calls],
+                "finish_reason": c.finish_reason,
+            }
+
+        return {
+            "text": self.text,
+            "reasoning": self.reasoning,
+            "refusal": self.refusal,
+            "tool_calls": [token_to_dict(t) for t in self.tool_calls],
+            "finish_reason": self.finish_reason,
+            "usage": None if self.usage is None else token_to_dict(self.usage),
+            "choices": [choice_dict(c) for c in self.choices],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Completion:
+        """Inverse of `to_dict`."""
+        choices = [
+            Choice(
+                index=c["index"],
+                text=c["text"],
+                reasoning=c["reasoning"],
+                refusal=c["refusal"],
+                tool_calls=[token_from_dict(t) for t in c["tool_calls"]],
+                finish_reason=c["finish_reason"],
+            )
+            for c in data.get("choices", [])
+        ]
+        usage = data.get("usage")
+        return cls(
+            text=data.get("text", ""),
+            reasoning=data.get("reasoning", ""),
+            refusal=data.get("refusal", ""),
+            tool_calls=[token_from_dict(t) for t in data.get("tool_calls", [])],
+            finish_reason=data.get("finish_reason"),
+            usage=None if usage is None else token_from_dict(usage),
+            choices=choices,
+        )
