@@ -25,3 +25,13 @@ class SseEvent(NamedTuple):
     data: str = ""
     id: str = ""
     retry: int | None = None
+
+
+class SseParser:
+    """Placeholder until the parser lands (issue 2)."""
+
+    def feed(self, data: bytes) -> list[SseEvent]:
+        raise NotImplementedError
+
+    def close(self) -> list[SseEvent]:
+        raise NotImplementedError
