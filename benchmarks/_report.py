@@ -13,6 +13,22 @@ from pathlib import Path
 RESULTS = Path(__file__).with_name("RESULTS.md")
 
 
+def results_path() -> Path:
+    """Where sections are written: RESULTS.md, or $RXTOKENS_BENCH_RESULTS (smoke tests use it)."""
+    override = os.environ.get("RXTOKENS_BENCH_RESULTS")
+    return Path(override) if override else RESULTS
+
+
+HEADER = """# Benchmark results
+
+Every figure is measured beside its baseline in the same run on the same bytes
+(ratios first, absolute numbers second). Regenerate with
+`.venv/bin/python benchmarks/run_all.py`; each benchmark also runs alone
+(`.venv/bin/python benchmarks/NAME.py`, `--quick` for a smoke run).
+
+"""
+
+
 def machine() -> str:
     """A one-line description of this machine."""
     return (
@@ -37,11 +53,16 @@ def write_section(name: str, markdown: str) -> None:
     Sections are delimited by HTML comments so each benchmark owns its own part.
     """
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = f"<!-- begin {name} -->\n{markdown.rstrip()}\n\n_{machine()}; {stamp}_\n<!-- end {name} -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S)
+    body = (
+        f"<!-- begin {name} -->\n{markdown.rstrip()}\n\n_{machine()}; {stamp}_\n<!-- end {name} -->"
+    )
+    path = results_path()
+    text = path.read_text() if path.exists() else HEADER
+    pattern = re.compile(
+        rf"<!-- begin {re.escape(name)} -->.*?<!-- end {re.escape(name)} -->", re.S
+    )
     if pattern.search(text):
         text = pattern.sub(lambda _: body, text)
     else:
         text = text.rstrip() + "\n\n" + body + "\n"
-    RESULTS.write_text(text)
+    path.write_text(text)

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+from . import presets
+from .aio import EmptyStreamError, collect, from_async_iterable, run, to_async_iterator
+from .broadcast import (
+    Broadcast,
+    BroadcastCancelledError,
+    ReplayGapError,
+    Sequenced,
+    stream_to,
+    stream_to_sync,
+)
 from .errors import (
     AuthenticationError,
     BackpressureOverflowError,
@@ -17,6 +27,30 @@ from .errors import (
     StreamTimeoutError,
     TruncatedStreamError,
 )
+from .inflight import (
+    ActionResult,
+    Agent,
+    Intent,
+    KeywordClassifier,
+    StepBoundary,
+    TextMatch,
+    Tool,
+    ToolRegistry,
+    ToolResult,
+    run_agent,
+)
+from .launch import LaunchSyntaxError
+from .operators import (
+    AdaptiveFlowController,
+    FlowSnapshot,
+    MetricsSnapshot,
+    PartialToolCall,
+    StreamMetrics,
+)
+from .operators._aggregate import CompletionBuilder
+from .providers import stream
+from .registry import register_operator, register_provider, register_sink
+from .spec import OperatorSpec, PipelineSpec, SinkSpec, SourceSpec, SpecError, parse_launch
 from .sse import SseEvent, SseParser
 from .tokens import (
     Choice,
@@ -38,32 +72,71 @@ from .tokens import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ActionResult",
+    "AdaptiveFlowController",
+    "Agent",
     "AuthenticationError",
     "BackpressureOverflowError",
+    "Broadcast",
+    "BroadcastCancelledError",
     "Choice",
     "Completion",
+    "CompletionBuilder",
     "ConfigError",
     "ConnectionLostError",
+    "EmptyStreamError",
     "Finish",
+    "FlowSnapshot",
+    "Intent",
+    "KeywordClassifier",
+    "LaunchSyntaxError",
+    "MetricsSnapshot",
+    "OperatorSpec",
+    "PartialToolCall",
+    "PipelineSpec",
     "ProviderError",
     "ProviderHTTPError",
     "ProviderNotInstalledError",
     "RateLimitError",
     "ReasoningDelta",
     "RefusalDelta",
+    "ReplayGapError",
     "RxTokensError",
+    "Sequenced",
+    "SinkSpec",
+    "SourceSpec",
+    "SpecError",
     "SseEvent",
     "SseParser",
+    "StepBoundary",
     "StreamDecodeError",
     "StreamError",
+    "StreamMetrics",
     "StreamTimeoutError",
     "StreamToken",
     "TextDelta",
+    "TextMatch",
+    "Tool",
     "ToolCall",
     "ToolCallDelta",
+    "ToolRegistry",
+    "ToolResult",
     "TruncatedStreamError",
     "Usage",
     "__version__",
+    "collect",
+    "from_async_iterable",
+    "parse_launch",
+    "presets",
+    "register_operator",
+    "register_provider",
+    "register_sink",
+    "run",
+    "run_agent",
+    "stream",
+    "stream_to",
+    "stream_to_sync",
+    "to_async_iterator",
     "token_from_dict",
     "token_from_json",
     "token_to_dict",

@@ -119,7 +119,7 @@ class RateLimitError(ProviderHTTPError):
 
 
 class ProviderError(StreamError):
-    """An error event inside a 200 stream (``{"error": ...}``, ``event: error``, ``response.failed``)."""
+    """An error event inside a 200 stream (``{"error": ...}``, ``event: error``, ``failed``)."""
 
     def __init__(
         self,

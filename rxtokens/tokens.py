@@ -52,7 +52,7 @@ class _Kind:
     type: ClassVar[str]
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[operator]
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
@@ -63,7 +63,7 @@ class _Kind:
 
 class _TextDeltaFields(NamedTuple):
     text: str
-    index: int = 0
+    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
 
 
 class TextDelta(_Kind, _TextDeltaFields):
@@ -75,7 +75,7 @@ class TextDelta(_Kind, _TextDeltaFields):
 
 class _ReasoningDeltaFields(NamedTuple):
     text: str
-    index: int = 0
+    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
 
 
 class ReasoningDelta(_Kind, _ReasoningDeltaFields):
@@ -87,7 +87,7 @@ class ReasoningDelta(_Kind, _ReasoningDeltaFields):
 
 class _RefusalDeltaFields(NamedTuple):
     text: str
-    index: int = 0
+    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
 
 
 class RefusalDelta(_Kind, _RefusalDeltaFields):
@@ -98,7 +98,7 @@ class RefusalDelta(_Kind, _RefusalDeltaFields):
 
 
 class _ToolCallDeltaFields(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, by design
     id: str | None
     name: str | None
     arguments: str
@@ -118,7 +118,7 @@ class ToolCallDelta(_Kind, _ToolCallDeltaFields):
 
 
 class _ToolCallFields(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, by design
     id: str | None
     name: str
     arguments: dict[str, Any]
@@ -158,7 +158,7 @@ class Usage(_Kind, _UsageFields):
 
 class _FinishFields(NamedTuple):
     reason: str | None
-    index: int = 0
+    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
 
 
 class Finish(_Kind, _FinishFields):

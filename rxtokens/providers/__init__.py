@@ -1,3 +1,171 @@
-"""Providers: each returns a cold ``Observable[StreamToken]`` (one request per subscription)."""
+"""Providers: each returns a cold ``Observable[StreamToken]`` (one request per subscription).
+
+=====================  ======================================================
+``openai``             OpenAI Chat Completions (alias ``openai_chat``)
+``openai_responses``   OpenAI Responses API
+``anthropic``          Anthropic Messages
+``gemini``             Google Gemini ``streamGenerateContent?alt=sse``
+``openai_compatible``  vLLM, llama.cpp, Ollama ... (needs ``base_url``)
+``llama``              a local GGUF model through llama-cpp-python (model = file path)
+``testing``            the bundled loopback server (`rxtokens.testing`), no key
+=====================  ======================================================
+
+`stream` takes ``"provider:model"`` ids::
+
+    stream("anthropic:claude-sonnet-4-5", "Write a haiku").pipe(aggregate())
+
+Subscribing sends the request; disposing the subscription closes the connection.
+"""
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from reactivex import Observable
+
+from ..errors import ConfigError
+from ..tokens import StreamToken
+from ._base import Capabilities, HealthResult, HttpProvider, Messages, Provider, is_local_url
+from ._http import Timeouts, close_sessions
+from .anthropic import Anthropic, anthropic
+from .gemini import Gemini, gemini
+from .llama import LlamaProvider, llama
+from .openai import (
+    OpenAIChat,
+    OpenAICompatible,
+    OpenAIResponses,
+    openai_chat,
+    openai_compatible,
+    openai_responses,
+)
+from .sdk import from_anthropic_stream, from_openai_stream
+from .sse_client import sse
+
+__all__ = [
+    "PROVIDERS",
+    "Anthropic",
+    "Capabilities",
+    "Gemini",
+    "HealthResult",
+    "HttpProvider",
+    "LlamaProvider",
+    "Messages",
+    "OpenAIChat",
+    "OpenAICompatible",
+    "OpenAIResponses",
+    "Provider",
+    "Timeouts",
+    "anthropic",
+    "close_sessions",
+    "from_anthropic_stream",
+    "from_openai_stream",
+    "gemini",
+    "get_provider",
+    "is_local_url",
+    "llama",
+    "openai_chat",
+    "openai_compatible",
+    "openai_responses",
+    "sse",
+    "stream",
+]
+
+
+def _testing(**config: Any) -> Provider:
+    from ..testing.loopback import loopback_provider
+
+    return loopback_provider(**config)
+
+
+PROVIDERS: dict[str, Callable[..., Provider]] = {
+    "anthropic": Anthropic,
+    "gemini": Gemini,
+    "llama": LlamaProvider,
+    "openai": OpenAIChat,
+    "openai_chat": OpenAIChat,
+    "openai_compatible": OpenAICompatible,
+    "openai_responses": OpenAIResponses,
+    "testing": _testing,
+}
+"""Provider name -> factory (keyword configuration: api_key, base_url, timeout, headers ...)."""
+
+_CONFIG_NAMES = frozenset({"api_key", "base_url", "timeout", "headers", "include_usage"})
+
+
+def get_provider(name: str, **config: Any) -> Provider:
+    """The provider registered as `name`, configured with `config`.
+
+    Raises:
+        ConfigError: unknown name (the message lists the known ones), or a missing API key.
+
+    Example:
+        >>> get_provider("openai", api_key="sk-test").capabilities.tools
+        True
+    """
+    factory = PROVIDERS.get(name)
+    if factory is None:
+        raise ConfigError(
+            f"unknown provider {name!r}; known providers: {', '.join(sorted(PROVIDERS))}"
+        )
+    try:
+        return factory(**config)
+    except TypeError as exc:
+        raise ConfigError(f"invalid configuration for provider {name!r}: {exc}") from None
+
+
+def _split_config(factory: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pop the provider configuration out of `kwargs` (the rest are request parameters)."""
+    parameters = inspect.signature(factory).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        accepted = set(_CONFIG_NAMES)
+    else:
+        accepted = {p.name for p in parameters} & _CONFIG_NAMES
+    return {k: kwargs.pop(k) for k in list(kwargs) if k in accepted}
+
+
+def stream(
+    model_id: str,
+    prompt_or_messages: Messages,
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    **kwargs: Any,
+) -> Observable[StreamToken]:
+    """Stream from ``"provider:model"`` as a cold ``Observable[StreamToken]``.
+
+    Args:
+        model_id: ``"openai:gpt-4o-mini"``, ``"anthropic:claude-sonnet-4-5"``,
+            ``"gemini:gemini-2.5-flash"``, ``"openai_compatible:llama3"`` (with
+            ``base_url=``), ``"testing:demo"`` ... The model is everything after the
+            first colon (``"openai_compatible:llama3:8b"`` is model ``llama3:8b``).
+        prompt_or_messages: a prompt string or ``{"role", "content"}`` messages.
+        tools: neutral tool dicts ``{"name", "description", "parameters"}``.
+        **kwargs: provider configuration (``api_key``, ``base_url``, ``timeout``,
+            ``headers``, ``include_usage``) and request parameters (``temperature``,
+            ``max_tokens`` ...).
+
+    Raises:
+        ConfigError: a malformed id, an unknown provider (listing the known ones),
+            or a missing API key.
+
+    Example:
+        >>> tokens = stream("openai:gpt-4o-mini", "Say hi", api_key="sk-test")  # cold
+    """
+    if not isinstance(model_id, str):
+        raise ConfigError(f"model_id must be a 'provider:model' string, got {model_id!r}")
+    name, sep, model = model_id.partition(":")
+    if name not in PROVIDERS:
+        raise ConfigError(
+            f"unknown provider {name!r} in {model_id!r}; known providers: "
+            f"{', '.join(sorted(PROVIDERS))} (ids look like 'anthropic:claude-sonnet-4-5')"
+        )
+    if not sep or not model:
+        raise ConfigError(
+            f"model id {model_id!r} has no model: write '{name}:MODEL', e.g. "
+            f"'anthropic:claude-sonnet-4-5'"
+        )
+    params = dict(kwargs)
+    config = _split_config(PROVIDERS[name], params)
+    provider = get_provider(name, **config)
+    return provider.stream(model, prompt_or_messages, tools=tools, **params)

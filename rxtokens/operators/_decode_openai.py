@@ -1,0 +1,398 @@
+"""Decoders of OpenAI's streaming formats: Chat Completions and Responses.
+
+Chat Completions (``POST /v1/chat/completions`` with ``stream: true``): every
+event is ``data: <ChatCompletionChunk JSON>``, the stream ends with
+``data: [DONE]``. Field names follow the SDK's
+``openai/types/chat/chat_completion_chunk.py``.
+
+Responses (``POST /v1/responses`` with ``stream: true``): every event is a
+typed object (``{"type": "response.output_text.delta", ...}``), see
+``openai/types/responses/response_stream_event.py``; the stream ends with
+``response.completed`` / ``response.incomplete`` (success) or
+``response.failed`` / ``error`` (failure).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import ProviderError, StreamError, TruncatedStreamError
+from ..sse import SseEvent
+from ..tokens import (
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamToken,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._decode import decode_error, fast_loads, loads, strict_loads
+
+__all__ = ["OpenAIChatDecoder", "OpenAIResponsesDecoder", "complete_tool_call"]
+
+_PROVIDER = "openai"
+
+
+def complete_tool_call(
+    provider: str, index: int, call_id: str | None, name: str | None, text: str, choice: int = 0
+) -> ToolCall:
+    """The `ToolCall` of complete argument text `text` (blank is ``{}``).
+
+    Raises:
+        StreamDecodeError: the arguments are not a JSON object.
+    """
+    if not text or text.isspace():
+        return ToolCall(index, call_id, name or "", {}, choice)
+    try:
+        arguments = json.loads(text)
+    except ValueError:
+        arguments = None
+    if type(arguments) is not dict:
+        raise decode_error(
+            provider,
+            f"tool call {name!r} (id {call_id!r}) with arguments that are not a JSON object",
+            text,
+        )
+    return ToolCall(index, call_id, name or "", arguments, choice)
+
+
+class _OpenCall:
+    """A tool call whose fragments are still arriving."""
+
+    __slots__ = ("id", "index", "name", "parts")
+
+    def __init__(self, index: int, call_id: str | None, name: str | None) -> None:
+        self.index = index
+        self.id = call_id
+        self.name = name
+        self.parts: list[str] = []
+
+
+class OpenAIChatDecoder:
+    """Pure decoder of Chat Completions chunks (one per subscription).
+
+    Handles: the role-only first chunk (``content`` ``""`` or null: no token);
+    ``content`` -> `TextDelta`; ``reasoning_content`` / ``reasoning`` (vLLM,
+    DeepSeek, llama.cpp ...) -> `ReasoningDelta`; ``refusal`` -> `RefusalDelta`;
+    tool call fragments -> `ToolCallDelta` (``id`` / ``name`` only where the
+    provider sent them), merged by ``index`` per choice, and a `ToolCall` as
+    soon as the call is complete (the next call of the choice starts, the
+    choice finishes, or ``[DONE]``); ``finish_reason`` -> `Finish`; ``usage``
+    (the ``include_usage`` trailing chunk with ``choices: []``, or any chunk
+    with a non-null usage) -> `Usage`; ``n > 1`` choices interleaved by
+    ``index``; unknown fields (``logprobs``, ``obfuscation``, ``timings`` ...)
+    are ignored. ``{"error": {...}}`` raises `ProviderError` at once (a
+    ``[DONE]`` after it proves nothing). ``close()`` without ``[DONE]`` raises
+    `TruncatedStreamError`.
+
+    Example:
+        >>> d = OpenAIChatDecoder()
+        >>> d.feed(SseEvent(data='{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
+        [TextDelta(text='Hi', index=0)]
+        >>> d.feed(SseEvent(data="[DONE]")), d.close()
+        ([], [])
+    """
+
+    __slots__ = ("_calls", "_done", "_open")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._open: dict[int, _OpenCall] = {}  # choice -> the call being streamed
+        self._calls: dict[int, int] = {}  # choice -> calls seen (for servers that omit index)
+
+    def feed(self, event: SseEvent) -> list[StreamToken]:
+        """Decode one event into the tokens it carries."""
+        data = event.data
+        if self._done or not data:
+            return []
+        if data[0] == "[" and data.startswith("[DONE]"):
+            self._done = True
+            tokens: list[StreamToken] = []
+            for choice in list(self._open):
+                self._close_call(choice, tokens)
+            return tokens
+        try:
+            chunk = fast_loads(data)
+        except ValueError:
+            chunk = strict_loads(_PROVIDER, data)
+        try:
+            # The common chunk (one choice, a content-only delta, nothing else) inline:
+            choices = chunk.get("choices")
+            if len(choices or ()) == 1 and chunk.get("usage") is None and "error" not in chunk:
+                choice = choices[0]
+                delta = choice["delta"]
+                if (
+                    len(delta) == 1
+                    and choice.get("finish_reason") is None
+                    and (content := delta.get("content"))
+                ):
+                    return [TextDelta(content, choice.get("index") or 0)]
+            return self._chunk(chunk)
+        except StreamError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise decode_error(_PROVIDER, f"an unexpected chunk ({exc!r})", data) from None
+
+    def close(self) -> list[StreamToken]:
+        """End of stream: raises `TruncatedStreamError` unless ``[DONE]`` arrived."""
+        if not self._done:
+            raise TruncatedStreamError(
+                "the OpenAI stream ended before 'data: [DONE]': the connection closed early "
+                "and the answer is incomplete; retry the request",
+                provider=_PROVIDER,
+            )
+        return []
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[StreamToken]:
+        tokens: list[StreamToken] = []
+        error = chunk.get("error")
+        if error:
+            raise _provider_error(error)
+        choices = chunk.get("choices")
+        if choices:
+            for choice in choices:
+                index = choice.get("index") or 0
+                delta = choice.get("delta")
+                if delta:
+                    content = delta.get("content")
+                    if content and len(delta) == 1:  # the common case
+                        tokens.append(TextDelta(content, index))
+                    else:
+                        self._delta(delta, index, tokens)
+                reason = choice.get("finish_reason")
+                if reason is not None:
+                    if index in self._open:
+                        self._close_call(index, tokens)
+                    tokens.append(Finish(reason, index))
+        usage = chunk.get("usage")
+        if usage:
+            tokens.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+        return tokens
+
+    def _delta(self, delta: dict[str, Any], index: int, tokens: list[StreamToken]) -> None:
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if reasoning and type(reasoning) is str:
+            tokens.append(ReasoningDelta(reasoning, index))
+        content = delta.get("content")
+        if content:
+            tokens.append(TextDelta(content, index))
+        refusal = delta.get("refusal")
+        if refusal:
+            tokens.append(RefusalDelta(refusal, index))
+        calls = delta.get("tool_calls")
+        if calls:
+            for call in calls:
+                self._fragment(call, index, tokens)
+
+    def _fragment(self, call: dict[str, Any], choice: int, tokens: list[StreamToken]) -> None:
+        function = call.get("function") or {}
+        call_id = call.get("id") or None
+        name = function.get("name") or None
+        arguments = function.get("arguments") or ""
+        current = self._open.get(choice)
+        number = call.get("index")
+        if number is None:  # some compatible servers omit it: a new id means a new call
+            if current is None or (call_id is not None and call_id != current.id):
+                number = self._calls.get(choice, 0)
+            else:
+                number = current.index
+        if current is None or current.index != number:
+            if current is not None:
+                self._close_call(choice, tokens)
+            current = self._open[choice] = _OpenCall(number, call_id, name)
+            self._calls[choice] = max(self._calls.get(choice, 0), number + 1)
+        else:
+            if current.id is None:
+                current.id = call_id
+            if current.name is None:
+                current.name = name
+        if arguments:
+            current.parts.append(arguments)
+        tokens.append(ToolCallDelta(number, call_id, name, arguments, choice))
+
+    def _close_call(self, choice: int, tokens: list[StreamToken]) -> None:
+        call = self._open.pop(choice)
+        tokens.append(
+            complete_tool_call(
+                _PROVIDER, call.index, call.id, call.name, "".join(call.parts), choice
+            )
+        )
+
+
+def _provider_error(error: Any) -> ProviderError:
+    if isinstance(error, dict):
+        message = error.get("message") or "the provider reported an error"
+        kind = error.get("type") or error.get("code")
+    else:
+        message, kind = str(error), None
+    return ProviderError(
+        f"OpenAI reported an error mid-stream: {message}",
+        error_type=None if kind is None else str(kind),
+        provider=_PROVIDER,
+    )
+
+
+_TEXT = 0
+_REFUSAL = 1
+_REASONING = 2
+
+
+class OpenAIResponsesDecoder:
+    """Pure decoder of Responses API stream events (one per subscription).
+
+    ``response.output_text.delta`` -> `TextDelta`; ``response.refusal.delta``
+    -> `RefusalDelta`; ``response.reasoning_summary_text.delta`` and
+    ``response.reasoning_text.delta`` -> `ReasoningDelta`. The ``.done``
+    events repeat the whole text: only text not already streamed is emitted
+    (so nothing is appended twice, and a server that sends only ``.done``
+    still loses nothing). ``response.output_item.added`` of a function call ->
+    `ToolCallDelta` with its ``call_id`` and ``name``; its
+    ``response.function_call_arguments.delta`` s -> `ToolCallDelta` fragments;
+    ``response.function_call_arguments.done`` (or the item's
+    ``response.output_item.done``) -> `ToolCall`. Tool calls are numbered
+    0, 1, ... in order of appearance. ``response.completed`` /
+    ``response.incomplete`` -> `Usage` and `Finish` (the status, or the
+    incomplete reason such as ``max_output_tokens``) and end the stream;
+    ``response.failed`` and ``error`` raise `ProviderError`. Other events
+    (``response.created``, ``content_part`` ...) carry nothing to emit.
+
+    Example:
+        >>> d = OpenAIResponsesDecoder()
+        >>> d.feed(SseEvent("response.output_text.delta", '{"type":"response.output_text.delta",'
+        ...     '"output_index":0,"content_index":0,"delta":"Hi"}'))
+        [TextDelta(text='Hi', index=0)]
+    """
+
+    __slots__ = ("_calls", "_done", "_seen")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._seen: dict[tuple[int, Any, Any], int] = {}  # (kind, item, part) -> chars streamed
+        self._calls: dict[Any, list[Any]] = {}  # output_index -> [number, id, name, parts, done]
+
+    def feed(self, event: SseEvent) -> list[StreamToken]:
+        """Decode one event into the tokens it carries."""
+        data = event.data
+        if self._done or not data:
+            return []
+        obj = loads(_PROVIDER, data)
+        try:
+            return self._event(obj.get("type") or event.event, obj)
+        except StreamError:
+            raise
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise decode_error(_PROVIDER, f"an unexpected event ({exc!r})", data) from None
+
+    def close(self) -> list[StreamToken]:
+        """End of stream: raises `TruncatedStreamError` unless the response ended."""
+        if not self._done:
+            raise TruncatedStreamError(
+                "the OpenAI Responses stream ended before response.completed: the connection "
+                "closed early and the answer is incomplete; retry the request",
+                provider=_PROVIDER,
+            )
+        return []
+
+    def _delta(self, kind: int, obj: dict[str, Any], part_key: str) -> int:
+        key = (kind, obj.get("output_index"), obj.get(part_key))
+        text: str = obj["delta"]
+        self._seen[key] = self._seen.get(key, 0) + len(text)
+        return len(text)
+
+    def _rest(self, kind: int, obj: dict[str, Any], part_key: str, field: str) -> str:
+        key = (kind, obj.get("output_index"), obj.get(part_key))
+        full: str = obj.get(field) or ""
+        seen = self._seen.get(key, 0)
+        self._seen[key] = max(seen, len(full))
+        return full[seen:]
+
+    def _event(self, kind: str, obj: dict[str, Any]) -> list[StreamToken]:
+        if kind == "response.output_text.delta":
+            if self._delta(_TEXT, obj, "content_index"):
+                return [TextDelta(obj["delta"])]
+            return []
+        if kind == "response.output_text.done":
+            rest = self._rest(_TEXT, obj, "content_index", "text")
+            return [TextDelta(rest)] if rest else []
+        if kind == "response.function_call_arguments.delta":
+            call = self._calls.get(obj.get("output_index"))
+            delta = obj.get("delta") or ""
+            if call is None or call[4] or not delta:
+                return []
+            call[3].append(delta)
+            return [ToolCallDelta(call[0], None, None, delta)]
+        if kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
+            part = "summary_index" if "summary" in kind else "content_index"
+            if self._delta(_REASONING, obj, part):
+                return [ReasoningDelta(obj["delta"])]
+            return []
+        if kind in ("response.reasoning_summary_text.done", "response.reasoning_text.done"):
+            part = "summary_index" if "summary" in kind else "content_index"
+            rest = self._rest(_REASONING, obj, part, "text")
+            return [ReasoningDelta(rest)] if rest else []
+        if kind == "response.refusal.delta":
+            if self._delta(_REFUSAL, obj, "content_index"):
+                return [RefusalDelta(obj["delta"])]
+            return []
+        if kind == "response.refusal.done":
+            rest = self._rest(_REFUSAL, obj, "content_index", "refusal")
+            return [RefusalDelta(rest)] if rest else []
+        if kind == "response.output_item.added":
+            item = obj.get("item") or {}
+            if item.get("type") != "function_call":
+                return []
+            number = len(self._calls)
+            call_id = item.get("call_id") or item.get("id")
+            name = item.get("name")
+            arguments = item.get("arguments") or ""
+            self._calls[obj.get("output_index")] = [number, call_id, name, [arguments], False]
+            return [ToolCallDelta(number, call_id, name, arguments)]
+        if kind == "response.function_call_arguments.done":
+            return self._finish_call(obj.get("output_index"), obj.get("arguments"))
+        if kind == "response.output_item.done":
+            item = obj.get("item") or {}
+            if item.get("type") != "function_call":
+                return []
+            return self._finish_call(obj.get("output_index"), item.get("arguments"))
+        if kind in ("response.completed", "response.incomplete"):
+            self._done = True
+            response = obj.get("response") or {}
+            tokens: list[StreamToken] = []
+            for output_index in list(self._calls):
+                tokens.extend(self._finish_call(output_index, None))
+            usage = response.get("usage")
+            if usage:
+                tokens.append(Usage(usage.get("input_tokens"), usage.get("output_tokens")))
+            reason = response.get("status") or kind.rpartition(".")[2]
+            details = response.get("incomplete_details")
+            if kind == "response.incomplete" and details and details.get("reason"):
+                reason = details["reason"]
+            tokens.append(Finish(reason))
+            return tokens
+        if kind == "response.failed":
+            response = obj.get("response") or {}
+            error = response.get("error") or {}
+            raise ProviderError(
+                "OpenAI reported that the response failed: "
+                f"{error.get('message') or 'no message given'}",
+                error_type=error.get("code") or error.get("type") or "response.failed",
+                provider=_PROVIDER,
+            )
+        if kind == "error":
+            raise ProviderError(
+                f"OpenAI reported an error mid-stream: {obj.get('message') or 'no message given'}",
+                error_type=obj.get("code") or obj.get("type"),
+                provider=_PROVIDER,
+            )
+        return []
+
+    def _finish_call(self, output_index: Any, arguments: str | None) -> list[StreamToken]:
+        call = self._calls.get(output_index)
+        if call is None or call[4]:
+            return []
+        call[4] = True
+        text = arguments if arguments is not None else "".join(call[3])
+        return [complete_tool_call(_PROVIDER, call[0], call[1], call[2], text)]

@@ -1,0 +1,630 @@
+"""Metrics and budgets: measure a stream (`metrics`), cap it (`take_budget`), race it (`first_of`).
+
+Time comes from the scheduler (`clock_of`): virtual time under a
+``TestScheduler``, so every figure is exact in tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from reactivex import Observable, abc
+from reactivex.disposable import (
+    CompositeDisposable,
+    Disposable,
+    SerialDisposable,
+    SingleAssignmentDisposable,
+)
+from reactivex.subject import Subject
+
+from ..errors import ConfigError
+from ..tokens import (
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from ._pacing import clock_of, default_scheduler, schedule_at
+
+__all__ = [
+    "CONTENT_KINDS",
+    "MetricsSnapshot",
+    "StreamMetrics",
+    "first_of_observable",
+    "metrics_operator",
+    "take_budget_operator",
+]
+
+CONTENT_KINDS: frozenset[type] = frozenset(
+    {TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, ToolCall}
+)
+"""Token kinds that are model output (they start the clock of "first token")."""
+
+RESERVOIR_SIZE = 10_000
+"""Inter-token latencies kept per stream: all of them up to this many, then a uniform sample."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """Figures of one stream at one moment (immutable). Times are in seconds.
+
+    Attributes:
+        elapsed: since subscription (or, once `done`, from subscription to the end).
+        time_to_first_token: from subscription to the first content token
+            (text, reasoning, refusal or tool call), or None before it.
+        tokens: stream tokens seen, of every kind.
+        chunks: `TextDelta` tokens seen.
+        characters: characters of visible text (`TextDelta` texts).
+        bytes: UTF-8 bytes of that text.
+        content_tokens: content tokens seen (what time to first token and the
+            inter-token latencies measure).
+        output_tokens: output tokens from the latest `Usage` that had them, or None.
+        input_tokens: input tokens from the latest `Usage` that had them, or None.
+        usage_estimated: that `Usage` was an estimate (counted by rxtokens).
+        tokens_per_second: output tokens (`output_tokens` when known, else
+            `content_tokens`) per second of generation, from the first content
+            token to the last one; None until two content tokens arrived.
+        itl_p50: median inter-token latency (between consecutive content tokens).
+        itl_p95: 95th percentile of it.
+        itl_p99: 99th percentile of it.
+        itl_samples: latencies measured (the percentiles use at most
+            `RESERVOIR_SIZE` of them, a uniform sample beyond that).
+        errors: streams that ended with an error (a `StreamMetrics` reused
+            across retries counts each failure).
+        error: ``repr`` of the last error, or None.
+        finish_reason: the last `Finish` reason seen.
+        done: the stream ended (completed, failed or was disposed).
+    """
+
+    elapsed: float
+    time_to_first_token: float | None
+    tokens: int
+    chunks: int
+    characters: int
+    bytes: int
+    content_tokens: int
+    output_tokens: int | None
+    input_tokens: int | None
+    usage_estimated: bool
+    tokens_per_second: float | None
+    itl_p50: float | None
+    itl_p95: float | None
+    itl_p99: float | None
+    itl_samples: int
+    errors: int
+    error: str | None
+    finish_reason: str | None
+    done: bool
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted data (None when empty)."""
+    if not ordered:
+        return None
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+class StreamMetrics:
+    """Live measurements of a token stream, filled in by `metrics()`.
+
+    Create one and pass it to ``metrics(stats)`` to read it from outside
+    (``stats.snapshot()`` at any time, ``stats.snapshots`` as an Observable),
+    or let `metrics` create one per subscription and receive it in
+    ``on_start``. A `StreamMetrics` describes one run: a new subscription
+    resets it (except the `errors` count, which accumulates over retries).
+
+    Memory is bounded: latencies are kept exactly up to `RESERVOIR_SIZE`,
+    then as a uniform reservoir sample of that size (Vitter's algorithm R,
+    seeded, so results are reproducible).
+
+    Example:
+        >>> stats = StreamMetrics()
+        >>> stats.snapshot().tokens
+        0
+    """
+
+    __slots__ = (
+        "_clock",
+        "_latencies",
+        "_lock",
+        "_random",
+        "_reservoir_size",
+        "_subject",
+        "bytes",
+        "characters",
+        "chunks",
+        "content_tokens",
+        "ended_at",
+        "error",
+        "errors",
+        "finish_reason",
+        "first_at",
+        "input_tokens",
+        "itl_samples",
+        "last_at",
+        "output_tokens",
+        "started_at",
+        "tokens",
+        "usage_estimated",
+    )
+
+    def __init__(self, *, reservoir_size: int = RESERVOIR_SIZE) -> None:
+        if isinstance(reservoir_size, bool) or not isinstance(reservoir_size, int):
+            raise ConfigError(f"reservoir_size must be an int >= 1, got {reservoir_size!r}")
+        if reservoir_size < 1:
+            raise ConfigError(f"reservoir_size must be an int >= 1, got {reservoir_size!r}")
+        self._reservoir_size = reservoir_size
+        self._lock = threading.Lock()
+        self._subject: Subject[MetricsSnapshot] = Subject()
+        self.errors = 0
+        self._reset(lambda: 0.0)
+
+    def _reset(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.started_at = clock()
+        self.ended_at: float | None = None
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.tokens = 0
+        self.chunks = 0
+        self.characters = 0
+        self.bytes = 0
+        self.content_tokens = 0
+        self.output_tokens: int | None = None
+        self.input_tokens: int | None = None
+        self.usage_estimated = False
+        self.itl_samples = 0
+        self._latencies: list[float] = []
+        self._random = random.Random(0)
+        self.error: str | None = None
+        self.finish_reason: str | None = None
+
+    @property
+    def snapshots(self) -> Observable[MetricsSnapshot]:
+        """Hot Observable of the snapshots `metrics` publishes.
+
+        One every ``interval`` seconds during the stream (if an interval was
+        given) and the final summary (``done=True``) at the end. It never
+        completes (a `StreamMetrics` can be reused); use
+        ``take_while(lambda s: not s.done, inclusive=True)`` for one run.
+        """
+        return self._subject
+
+    def _record(self, token: Any, now: float) -> None:
+        """Account for one token (the hot path: keep it lean)."""
+        self.tokens += 1
+        kind = type(token)
+        if kind is TextDelta:
+            text = token.text
+            self.chunks += 1
+            self.characters += len(text)
+            self.bytes += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+        elif kind not in CONTENT_KINDS:
+            if kind is Usage:
+                if token.output_tokens is not None:
+                    self.output_tokens = token.output_tokens
+                    self.usage_estimated = token.estimated
+                if token.input_tokens is not None:
+                    self.input_tokens = token.input_tokens
+            elif kind is Finish:
+                self.finish_reason = token.reason
+            return
+        self.content_tokens += 1
+        last = self.last_at
+        self.last_at = now
+        if last is None:
+            self.first_at = now
+            return
+        latency = now - last
+        n = self.itl_samples = self.itl_samples + 1
+        latencies = self._latencies
+        if n <= self._reservoir_size:
+            latencies.append(latency)
+        else:
+            slot = self._random.randrange(n)
+            if slot < self._reservoir_size:
+                latencies[slot] = latency
+
+    def snapshot(self) -> MetricsSnapshot:
+        """The figures so far (immutable; cheap enough to call a few times per second)."""
+        with self._lock:
+            latencies = sorted(self._latencies)
+            end = self.ended_at if self.ended_at is not None else self._clock()
+            first, last = self.first_at, self.last_at
+            produced = self.output_tokens if self.output_tokens is not None else self.content_tokens
+            rate = None
+            if first is not None and last is not None and last > first:
+                rate = produced / (last - first)
+            return MetricsSnapshot(
+                elapsed=end - self.started_at,
+                time_to_first_token=None if first is None else first - self.started_at,
+                tokens=self.tokens,
+                chunks=self.chunks,
+                characters=self.characters,
+                bytes=self.bytes,
+                content_tokens=self.content_tokens,
+                output_tokens=self.output_tokens,
+                input_tokens=self.input_tokens,
+                usage_estimated=self.usage_estimated,
+                tokens_per_second=rate,
+                itl_p50=_percentile(latencies, 0.50),
+                itl_p95=_percentile(latencies, 0.95),
+                itl_p99=_percentile(latencies, 0.99),
+                itl_samples=self.itl_samples,
+                errors=self.errors,
+                error=self.error,
+                finish_reason=self.finish_reason,
+                done=self.ended_at is not None,
+            )
+
+    def __repr__(self) -> str:
+        s = self.snapshot()
+        return (
+            f"StreamMetrics(tokens={s.tokens}, chunks={s.chunks}, "
+            f"ttft={s.time_to_first_token!r}, done={s.done})"
+        )
+
+
+def metrics_operator(
+    stats: StreamMetrics | None = None,
+    interval: float | None = None,
+    on_snapshot: Callable[[MetricsSnapshot], None] | None = None,
+    on_start: Callable[[StreamMetrics], None] | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[Any]], Observable[Any]]:
+    """Implementation of `rxtokens.operators.metrics` (see there)."""
+    if stats is not None and not isinstance(stats, StreamMetrics):
+        raise ConfigError(f"stats must be a StreamMetrics, got {stats!r}")
+    if interval is not None and (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not 0 < interval < math.inf
+    ):
+        raise ConfigError(
+            f"interval must be a positive number of seconds or None, got {interval!r}"
+        )
+    for name, fn in (("on_snapshot", on_snapshot), ("on_start", on_start)):
+        if fn is not None and not callable(fn):
+            raise ConfigError(f"{name} must be callable, got {fn!r}")
+
+    period = float(interval) if interval is not None else 0.0
+
+    def operator(source: Observable[Any]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler_: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            sched = scheduler or scheduler_ or default_scheduler()
+            clock = clock_of(sched)
+            m = stats if stats is not None else StreamMetrics()
+            m._reset(clock)
+            upstream = SingleAssignmentDisposable()
+            ticker = SerialDisposable()
+            ended = False
+
+            def publish(snap: MetricsSnapshot) -> None:
+                m._subject.on_next(snap)
+                if on_snapshot is not None:
+                    on_snapshot(snap)
+
+            def end(error: Exception | None) -> Exception | None:
+                """Record the end and publish the summary; returns the error to forward."""
+                nonlocal ended
+                if ended:
+                    return None
+                ended = True
+                ticker.dispose()
+                with m._lock:
+                    m.ended_at = clock()
+                    if error is not None:
+                        m.errors += 1
+                        m.error = repr(error)
+                try:
+                    publish(m.snapshot())
+                except Exception as callback_error:
+                    return callback_error
+                return error
+
+            def on_next(token: Any) -> None:
+                if ended:
+                    return
+                m._record(token, clock())
+                observer.on_next(token)
+
+            def on_error(error: Exception) -> None:
+                if not ended:
+                    observer.on_error(end(error) or error)
+
+            def on_completed() -> None:
+                if ended:
+                    return
+                failure = end(None)
+                if failure is None:
+                    observer.on_completed()
+                else:
+                    observer.on_error(failure)
+
+            def tick(due: float) -> None:
+                if ended:
+                    return
+                try:
+                    publish(m.snapshot())
+                except Exception as error:
+                    upstream.dispose()
+                    on_error(error)
+                    return
+                ticker.disposable = schedule_at(sched, due + period, clock(), tick)
+
+            def cancel() -> None:
+                """Disposed before the end: publish the summary (callback errors are dropped)."""
+                nonlocal ended
+                if ended:
+                    return
+                ended = True
+                ticker.dispose()
+                with m._lock:
+                    m.ended_at = clock()
+                with contextlib.suppress(Exception):
+                    publish(m.snapshot())
+
+            if on_start is not None:
+                try:
+                    on_start(m)
+                except Exception as error:
+                    observer.on_error(error)
+                    return Disposable()
+            if period:
+                now = clock()
+                ticker.disposable = schedule_at(sched, now + period, now, tick)
+            upstream.disposable = source.subscribe(
+                on_next, on_error, on_completed, scheduler=scheduler_
+            )
+            return CompositeDisposable(upstream, ticker, Disposable(cancel))
+
+        return Observable(subscribe)
+
+    return operator
+
+
+# --------------------------------------------------------------------------- take_budget
+
+
+def default_output_count(token: Any) -> int:
+    """One output token per content delta: providers stream about one model token per delta."""
+    return 1 if type(token) in CONTENT_KINDS else 0
+
+
+def take_budget_operator(
+    max_output_tokens: int | None = None,
+    max_seconds: float | None = None,
+    count: Callable[[Any], int] | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[Observable[Any]], Observable[Any]]:
+    """Implementation of `rxtokens.operators.take_budget` (see there)."""
+    if max_output_tokens is None and max_seconds is None:
+        raise ConfigError("take_budget needs max_output_tokens and/or max_seconds")
+    if max_output_tokens is not None and (
+        isinstance(max_output_tokens, bool)
+        or not isinstance(max_output_tokens, int)
+        or max_output_tokens < 1
+    ):
+        raise ConfigError(f"max_output_tokens must be an int >= 1, got {max_output_tokens!r}")
+    if max_seconds is not None and (
+        isinstance(max_seconds, bool)
+        or not isinstance(max_seconds, int | float)
+        or not 0 < max_seconds < math.inf
+    ):
+        raise ConfigError(f"max_seconds must be a positive number, got {max_seconds!r}")
+    if count is not None and not callable(count):
+        raise ConfigError(f"count must be callable, got {count!r}")
+    counter = count or default_output_count
+    budget = max_output_tokens if max_output_tokens is not None else math.inf
+
+    def operator(source: Observable[Any]) -> Observable[Any]:
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler_: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            lock = threading.RLock()
+            upstream = SingleAssignmentDisposable()
+            timer = SerialDisposable()
+            used = 0
+            open_choices: dict[int, None] = {}  # choice indices seen and not finished
+            seen_choices: set[int] = set()
+            stopped = False
+
+            def stop(reason: str) -> None:
+                nonlocal stopped
+                stopped = True
+                upstream.dispose()
+                timer.dispose()
+                for index in list(open_choices) if seen_choices else [0]:
+                    observer.on_next(Finish(reason, index))
+                observer.on_completed()
+
+            def on_next(token: Any) -> None:
+                nonlocal used
+                with lock:
+                    if stopped:
+                        return
+                    try:
+                        cost = counter(token)
+                    except Exception as error:
+                        stopped_with(error)
+                        return
+                    kind = type(token)
+                    if kind is Usage and token.output_tokens is not None and not token.estimated:
+                        used = max(used, token.output_tokens)
+                    if cost and used + cost > budget:
+                        stop("length")
+                        return
+                    used += cost
+                    if kind is Finish:
+                        seen_choices.add(token.index)
+                        open_choices.pop(token.index, None)
+                    elif kind in CONTENT_KINDS:
+                        index = token.choice if kind in (ToolCallDelta, ToolCall) else token.index
+                        if index not in seen_choices:
+                            seen_choices.add(index)
+                            open_choices[index] = None
+                    observer.on_next(token)
+                    if cost and used >= budget:
+                        stop("length")
+
+            def stopped_with(error: Exception) -> None:
+                nonlocal stopped
+                stopped = True
+                upstream.dispose()
+                timer.dispose()
+                observer.on_error(error)
+
+            def on_error(error: Exception) -> None:
+                with lock:
+                    if not stopped:
+                        stopped_with(error)
+
+            def on_completed() -> None:
+                nonlocal stopped
+                with lock:
+                    if not stopped:
+                        stopped = True
+                        timer.dispose()
+                        observer.on_completed()
+
+            def expire(_due: float) -> None:
+                with lock:
+                    if not stopped:
+                        stop("timeout")
+
+            def cancel() -> None:
+                nonlocal stopped
+                with lock:
+                    stopped = True
+
+            if max_seconds is not None:
+                sched = scheduler or scheduler_ or default_scheduler()
+                now = clock_of(sched)()
+                timer.disposable = schedule_at(sched, now + max_seconds, now, expire)
+            upstream.disposable = source.subscribe(
+                on_next, on_error, on_completed, scheduler=scheduler_
+            )
+            return CompositeDisposable(upstream, timer, Disposable(cancel))
+
+        return Observable(subscribe)
+
+    return operator
+
+
+# --------------------------------------------------------------------------- first_of
+
+
+def first_of_observable(sources: Iterable[Observable[Any]]) -> Observable[Any]:
+    """Implementation of `rxtokens.operators.first_of` (see there)."""
+    candidates = list(sources)
+    if not candidates:
+        raise ConfigError("first_of needs at least one source")
+    for candidate in candidates:
+        if not isinstance(candidate, Observable):
+            raise ConfigError(f"first_of takes Observables, got {candidate!r}")
+
+    def subscribe(
+        observer: abc.ObserverBase[Any], scheduler_: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        lock = threading.RLock()
+        n = len(candidates)
+        subscriptions = [SingleAssignmentDisposable() for _ in range(n)]
+        held: list[list[Any]] = [[] for _ in range(n)]  # non-content tokens before the race ends
+        ended: list[Exception | bool | None] = [False] * n  # False: running; None: completed
+        winner = -1
+        done = False
+
+        def elect(i: int) -> None:
+            nonlocal winner
+            winner = i
+            for j, subscription in enumerate(subscriptions):
+                if j != i:
+                    subscription.dispose()
+            early = held[i]
+            held.clear()  # the race is over: free what the losers held
+            for token in early:
+                observer.on_next(token)
+
+        def settle_without_winner() -> None:
+            """Every source ended before any content: the first that completed wins, else fail."""
+            nonlocal done
+            done = True
+            for i, outcome in enumerate(ended):
+                if outcome is None:
+                    elect(i)
+                    observer.on_completed()
+                    return
+            errors = [e for e in ended if isinstance(e, Exception)]
+            observer.on_error(errors[-1])
+
+        def make_observer(i: int) -> tuple[Any, Any, Any]:
+            def on_next(token: Any) -> None:
+                with lock:
+                    if done:
+                        return
+                    if winner == i:
+                        observer.on_next(token)
+                    elif winner < 0:
+                        if type(token) in CONTENT_KINDS:
+                            elect(i)
+                            observer.on_next(token)
+                        else:
+                            held[i].append(token)
+
+            def on_error(error: Exception) -> None:
+                nonlocal done
+                with lock:
+                    if done:
+                        return
+                    if winner == i:
+                        done = True
+                        observer.on_error(error)
+                    elif winner < 0:
+                        ended[i] = error
+                        held[i] = []
+                        if all(e is not False for e in ended):
+                            settle_without_winner()
+
+            def on_completed() -> None:
+                nonlocal done
+                with lock:
+                    if done:
+                        return
+                    if winner == i:
+                        done = True
+                        observer.on_completed()
+                    elif winner < 0:
+                        ended[i] = None
+                        if all(e is not False for e in ended):
+                            settle_without_winner()
+
+            return on_next, on_error, on_completed
+
+        for i, candidate in enumerate(candidates):
+            if done or (winner >= 0 and winner != i):
+                break
+            on_next, on_error, on_completed = make_observer(i)
+            subscriptions[i].disposable = candidate.subscribe(
+                on_next, on_error, on_completed, scheduler=scheduler_
+            )
+
+        def cancel() -> None:
+            nonlocal done
+            with lock:
+                done = True
+
+        return CompositeDisposable(*subscriptions, Disposable(cancel))
+
+    return Observable(subscribe)

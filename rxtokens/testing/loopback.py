@@ -1,0 +1,207 @@
+"""Ready-made streams without an API key: the demo, the ``testing`` provider and replay.
+
+- `demo_stream` runs the loopback `ProviderServer` in a thread and gives a real
+  provider Observable over real HTTP against it (what ``python -m rxtokens demo`` shows).
+- `loopback_provider` is the ``"testing"`` entry of the provider registry: OpenAI Chat
+  Completions against a shared loopback server started on first use.
+- `replay` decodes a recorded transcript (a bundled name, a file or bytes) synchronously.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import reactivex
+from reactivex import Observable
+
+from ..errors import ConfigError
+from ..providers._base import Capabilities
+from ..providers._http import Timeouts
+from ..providers.openai import OpenAIChat
+from ..tokens import StreamToken
+from .server import ProviderServer, Reply
+
+__all__ = [
+    "DEMO_MODELS",
+    "LoopbackProvider",
+    "demo_stream",
+    "loopback_provider",
+    "replay",
+    "shared_server",
+]
+
+DEMO_MODELS: dict[str, str] = {
+    "openai": "gpt-4o-mini",
+    "openai_chat": "gpt-4o-mini",
+    "openai_responses": "gpt-4o-mini",
+    "anthropic": "claude-sonnet-4-5",
+    "gemini": "gemini-2.5-flash",
+}
+"""The model name each demo provider reports."""
+
+
+@contextlib.contextmanager
+def demo_stream(
+    prompt: str, provider: str = "openai", *, delay: float = 0.015
+) -> Iterator[Observable[StreamToken]]:
+    """A live-looking token stream over real HTTP, no API key needed.
+
+    Starts the loopback server in a background thread (stopped when the ``with``
+    block ends) and yields the real provider Observable (`openai_chat`,
+    `anthropic` ...) pointed at it. The server answers with a short echo of
+    `prompt` and a built-in multi-sentence answer, one word every `delay` seconds.
+    Subscribe inside async code (``await rxtokens.aio.collect(obs)``) or with
+    ``rxtokens.aio.run(obs)``.
+
+    Args:
+        prompt: the user's prompt.
+        provider: ``openai`` (chat), ``openai_responses``, ``anthropic`` or ``gemini``.
+        delay: seconds between events.
+
+    Raises:
+        ConfigError: unknown `provider`.
+
+    Example:
+        >>> from rxtokens.aio import run
+        >>> with demo_stream("What is rxtokens?", delay=0) as tokens:
+        ...     run(tokens).text.startswith('You asked: "What is rxtokens?"')
+        True
+    """
+    from ..providers import anthropic, gemini, openai_chat, openai_responses
+
+    factories: dict[str, Callable[..., Observable[StreamToken]]] = {
+        "openai": openai_chat,
+        "openai_chat": openai_chat,
+        "openai_responses": openai_responses,
+        "anthropic": anthropic,
+        "gemini": gemini,
+    }
+    factory = factories.get(provider)
+    if factory is None:
+        raise ConfigError(f"unknown demo provider {provider!r}; known: {', '.join(factories)}")
+    with ProviderServer.running_in_thread(default=Reply(delay=delay)) as server:
+        yield factory(
+            DEMO_MODELS[provider],
+            prompt,
+            base_url=server.base_url_for(provider),
+            api_key="demo-key",
+        )
+
+
+class LoopbackProvider(OpenAIChat):
+    """OpenAI Chat Completions against the loopback server (the ``"testing"`` provider)."""
+
+    name = "testing"
+    env_vars = ("RXTOKENS_TESTING_API_KEY",)
+    default_base_url = "http://127.0.0.1"
+    capabilities_ = Capabilities(
+        tools=True, reasoning=True, usage_in_stream=True, multiple_choices=True, local=True
+    )
+
+
+_shared_lock = threading.Lock()
+_shared: list[ProviderServer] = []
+
+
+def shared_server() -> ProviderServer:
+    """The process-wide loopback server of the ``testing`` provider (started once, in a thread).
+
+    It is stopped at interpreter exit. Queue replies on it to script the ``testing``
+    provider: ``shared_server().queue(Script(text="Hi"))``.
+    """
+    with _shared_lock:
+        if not _shared:
+            stack = contextlib.ExitStack()
+            _shared.append(stack.enter_context(ProviderServer.running_in_thread()))
+            atexit.register(stack.close)
+        return _shared[0]
+
+
+def loopback_provider(
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: Timeouts | float | None = None,
+    headers: Mapping[str, str] | None = None,
+    include_usage: bool = True,
+) -> LoopbackProvider:
+    """The ``testing`` provider: against `base_url`, or else the `shared_server`.
+
+    Example:
+        >>> provider = loopback_provider()
+        >>> provider.capabilities.local
+        True
+    """
+    url = base_url or shared_server().base_url_for("openai")
+    return LoopbackProvider(
+        api_key=api_key, base_url=url, timeout=timeout, headers=headers, include_usage=include_usage
+    )
+
+
+def replay(
+    source: str | os.PathLike[str] | bytes,
+    decoder: str | None = None,
+    *,
+    chunk_size: int | None = None,
+) -> Observable[StreamToken]:
+    """Tokens decoded from a recorded body, synchronously (no network, no event loop).
+
+    Args:
+        source: a bundled transcript name (``"openai_chat_tools"``, see
+            `rxtokens.testing.transcripts.TRANSCRIPTS`), a file path, or the body bytes.
+        decoder: the wire format (``openai_chat``, ``openai_responses``, ``anthropic``,
+            ``gemini``); default: the bundled transcript's own, else ``openai_chat``.
+        chunk_size: feed the bytes in pieces of this size (default: all at once).
+
+    Raises:
+        ConfigError: unknown decoder, bad chunk size, or a missing file.
+
+    Example:
+        >>> from rxtokens.operators import aggregate
+        >>> replay("openai_chat_text").pipe(aggregate()).run().finish_reason
+        'stop'
+    """
+    from ..operators import (
+        decode_anthropic,
+        decode_gemini,
+        decode_openai_chat,
+        decode_openai_responses,
+        parse_sse,
+    )
+    from .transcripts import TRANSCRIPTS, load_expected, load_transcript
+
+    decoders: dict[str, Callable[[], Any]] = {
+        "openai_chat": decode_openai_chat,
+        "openai_responses": decode_openai_responses,
+        "anthropic": decode_anthropic,
+        "gemini": decode_gemini,
+    }
+    if isinstance(source, bytes | bytearray):
+        body = bytes(source)
+    elif isinstance(source, str) and source in TRANSCRIPTS:
+        body = load_transcript(source)
+        decoder = decoder or load_expected(source).format
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConfigError(
+                f"replay source {str(source)!r} is neither a bundled transcript "
+                f"({', '.join(TRANSCRIPTS)}) nor a file"
+            )
+        body = path.read_bytes()
+    fmt = decoder or "openai_chat"
+    if fmt not in decoders:
+        raise ConfigError(f"unknown decoder {fmt!r}; known: {', '.join(decoders)}")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
+    ):
+        raise ConfigError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
+    size = chunk_size or max(1, len(body))
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    return reactivex.from_iterable(chunks).pipe(parse_sse(), decoders[fmt]())
