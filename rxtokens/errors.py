@@ -10,14 +10,16 @@
     │   │   ├── AuthenticationError              401 / 403
     │   │   └── RateLimitError                   429, Anthropic 529 overloaded: .retry_after
     │   ├── ProviderError                        an error event inside a 200 stream
-    │   ├── TruncatedStreamError                 ended without the provider's terminal event
+    │   ├── TruncatedStreamError                 no terminal event: EOF or dropped mid-stream
     │   ├── StreamDecodeError                    bytes or JSON that are not the provider's format
-    │   ├── ConnectionLostError                  the connection failed (reset, refused, DNS)
+    │   ├── ConnectionLostError                  no connection: refused, reset, DNS failure
     │   ├── StreamTimeoutError (asyncio.TimeoutError)  connect / first token / idle timeout
     │   └── BackpressureOverflowError            a bounded buffer overflowed (policy "error")
 
 Every `StreamError` has ``.partial``: the `Completion` of everything received
-before the failure (or None when nothing arrived), so no text is ever lost.
+before the failure, so no text is ever lost. Aggregating stages (`aggregate()`,
+`collect()`, `Broadcast.final`) set it (empty when nothing had arrived); an error
+caught straight from a provider without one of them has ``partial=None``.
 Messages say what happened and what to do; API keys never appear in them.
 """
 
@@ -137,7 +139,7 @@ class ProviderError(StreamError):
 
 
 class TruncatedStreamError(StreamError):
-    """The stream ended without the provider's terminal event (a dropped connection)."""
+    """The stream ended without the provider's terminal event (EOF or a mid-stream drop)."""
 
 
 class StreamDecodeError(StreamError):
@@ -145,7 +147,7 @@ class StreamDecodeError(StreamError):
 
 
 class ConnectionLostError(StreamError):
-    """The connection could not be made or was lost (refused, reset, DNS failure)."""
+    """No response: the connection was refused, reset or not resolved (safe to retry)."""
 
 
 class StreamTimeoutError(StreamError, asyncio.TimeoutError):

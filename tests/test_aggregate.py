@@ -458,3 +458,25 @@ def test_property_error_partial_is_prefix_aggregate(
     assert err.partial.text == "".join(
         t.text for t in prefix if type(t) is TextDelta and t.index == 0
     )
+
+
+def test_long_streams_keep_their_text_exactly_while_pieces_are_compacted() -> None:
+    """Thousands of deltas (several compaction runs) on two choices, interleaved."""
+    from rxtokens.operators._aggregate import CompletionBuilder
+
+    builder = CompletionBuilder()
+    expected: dict[int, list[str]] = {0: [], 1: []}
+    thinking: list[str] = []
+    for i in range(3000):
+        piece = f"{i}é "
+        builder.add(TextDelta(piece, i % 2))
+        expected[i % 2].append(piece)
+        if i % 3 == 0:
+            builder.add(ReasoningDelta(piece))
+            thinking.append(piece)
+    completion = builder.build()
+    assert completion.text == "".join(expected[0])
+    assert completion.choices[1].text == "".join(expected[1])
+    assert completion.reasoning == "".join(thinking)
+    # memory: one str per run of deltas, not one per delta
+    assert len(builder._choices[0].text) < 300  # type: ignore[attr-defined]

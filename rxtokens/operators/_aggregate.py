@@ -48,14 +48,38 @@ class _ToolCallParts:
         self.arguments: list[str] = []
 
 
+_COMPACT_EVERY = 256
+"""Text pieces are joined in runs of this many, so a long stream holds one str per run,
+not one per delta (each small str costs ~50 bytes beyond its text)."""
+
+
+def _compact(pieces: list[str], limit: int) -> int:
+    """Join the last `_COMPACT_EVERY` pieces into one; returns the next limit (amortised O(1))."""
+    start = limit - _COMPACT_EVERY
+    joined = "".join(pieces[start:])
+    del pieces[start:]
+    pieces.append(joined)
+    return start + 1 + _COMPACT_EVERY
+
+
 class _ChoiceParts:
     """Everything received so far for one choice index."""
 
-    __slots__ = ("finish_reason", "reasoning", "refusal", "text", "tool_calls")
+    __slots__ = (
+        "finish_reason",
+        "reasoning",
+        "reasoning_limit",
+        "refusal",
+        "text",
+        "text_limit",
+        "tool_calls",
+    )
 
     def __init__(self) -> None:
         self.text: list[str] = []
+        self.text_limit = _COMPACT_EVERY
         self.reasoning: list[str] = []
+        self.reasoning_limit = _COMPACT_EVERY
         self.refusal: list[str] = []
         # call index -> fragments, or the complete ToolCall that replaced them
         self.tool_calls: dict[int, _ToolCallParts | ToolCall] = {}
@@ -132,7 +156,10 @@ class CompletionBuilder:
             parts = self._choices.get(token.index)
             if parts is None:
                 parts = self._choice(token.index)
-            parts.text.append(token.text)
+            text = parts.text
+            text.append(token.text)
+            if len(text) >= parts.text_limit:
+                parts.text_limit = _compact(text, parts.text_limit)
             return
         handler = _HANDLERS.get(kind)
         if handler is not None:
@@ -146,7 +173,10 @@ class CompletionBuilder:
         return self
 
     def _add_reasoning(self, token: ReasoningDelta) -> None:
-        self._choice(token.index).reasoning.append(token.text)
+        parts = self._choice(token.index)
+        parts.reasoning.append(token.text)
+        if len(parts.reasoning) >= parts.reasoning_limit:
+            parts.reasoning_limit = _compact(parts.reasoning, parts.reasoning_limit)
 
     def _add_refusal(self, token: RefusalDelta) -> None:
         self._choice(token.index).refusal.append(token.text)

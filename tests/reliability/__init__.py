@@ -1,0 +1,1 @@
+"""Reliability suite: faults, bad input, load, soaks and fuzzing against the loopback server."""

@@ -1,0 +1,75 @@
+"""Smoke test of the benchmarks: each runs with ``--quick`` and writes its RESULTS.md section.
+
+Every ``benchmarks/NAME.py`` runs as a subprocess with ``RXTOKENS_BENCH_RESULTS``
+pointing to a scratch file (the real RESULTS.md is never touched). All of them take
+about 35 s together on the loaded 2-core CI machine (each --quick run must stay < 20 s).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+SCRIPTS = sorted(
+    p.stem for p in BENCHMARKS.glob("*.py") if not p.name.startswith("_") and p.stem != "run_all"
+)
+SECTIONS = {"concurrency": ["concurrency", "memory", "cancellation"]}
+"""Benchmarks that write sections not named after the script."""
+QUICK_PRINTS_ONLY = {"aggregate", "decode", "sse_parse"}
+"""These print their tables with --quick but write RESULTS.md only in a full run."""
+
+
+def _run(args: list[str], results: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RXTOKENS_BENCH_RESULTS": str(results)}
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=BENCHMARKS.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_every_benchmark_is_covered() -> None:
+    assert "concurrency" in SCRIPTS
+    assert len(SCRIPTS) >= 10
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_benchmark_quick_run_writes_its_section(name: str, tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    done = _run([f"benchmarks/{name}.py", "--quick"], results, timeout=80)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    if name in QUICK_PRINTS_ONLY and not results.exists():
+        assert re.search(r"\d\.\d+x", done.stdout), done.stdout  # a ratio was printed
+        return
+    text = results.read_text()
+    for section in SECTIONS.get(name, [name]):
+        match = re.search(rf"<!-- begin {section} -->\n(.*?)<!-- end {section} -->", text, re.S)
+        assert match, f"{name}.py did not write section {section!r}"
+        assert match.group(1).strip()
+
+
+@pytest.mark.timeout(90)
+def test_run_all_writes_a_summary_then_the_sections(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    done = _run(["benchmarks/run_all.py", "--quick", "--only", "tokens,fanout"], results, 80)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    text = results.read_text()
+    assert text.startswith("# Benchmark results")
+    assert "**Machine:**" in text
+    assert "2 benchmarks" in text
+    summary = text.index("## Summary")
+    assert summary < text.index("<!-- begin fanout -->")
+    assert summary < text.index("<!-- begin tokens -->")
+    assert "| tokens | ok |" in text
+    assert "| fanout | ok |" in text
