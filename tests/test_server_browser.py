@@ -35,6 +35,10 @@ PROMPT = "Hello from the browser"
 EXPECTED = default_script(PROMPT).text
 
 
+_NAVIGATING = ("navigated or closed", "Cannot find context", "Execution context was destroyed")
+"""DevTools errors of an evaluation that raced a navigation: polling simply tries again."""
+
+
 class Page:
     """One browser tab over a DevTools websocket."""
 
@@ -67,7 +71,12 @@ class Page:
         try:
             async with asyncio.timeout(within):
                 while True:
-                    value = await self.js(expression)
+                    try:
+                        value = await self.js(expression)
+                    except RuntimeError as exc:  # evaluated while the tab was (re)loading
+                        if not any(m in str(exc) for m in _NAVIGATING):
+                            raise
+                        value = None
                     if value:
                         return value
                     await asyncio.sleep(0.05)

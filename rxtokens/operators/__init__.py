@@ -468,8 +468,8 @@ def count_tokens(
     subscription starts; read ``counter.output_tokens`` any time; share it
     with one subscription at a time) and/or an `on_count` callback, called
     with the running count after each `TextDelta` (an exception in it fails
-    the stream). Reading the count encodes only the short uncounted tail
-    (under ~150 characters); `on_count` does that after every delta, which
+    the stream). Reading the count encodes the text not yet counted (at
+    most ~1,000 characters); `on_count` does that after every delta, which
     costs several times more than counting alone (``benchmarks/operators.py``).
 
     At completion, if no provider `Usage` passed through, the operator emits

@@ -30,16 +30,37 @@ BOUNDARIES: dict[str, tuple[str, int]] = {
 """Named boundaries: (regex whose match ends a chunk, characters to look back over when
 searching newly arrived text, so that a boundary split across deltas is found)."""
 
+_LEADING: dict[str, str] = {
+    "word": r"\s+(?=\S*\Z)",
+    "line": r"\n(?=[^\n]*\Z)",
+}
+"""Per named boundary: a text that starts with a boundary and holds no other one ("\\n- a").
+
+The buffer of a named boundary never holds a boundary, so such a text makes exactly
+one chunk and a rest: one `match` instead of two searches. Most deltas of prose are
+decided before that with `str` methods alone (see `ChunkProcessor.feed`): printable
+text holds no whitespace but spaces, so one `partition(" ")` tells where its only
+boundary is (" model", "s the") or that it has none ("ve", ".")."""
+
 
 class _Splitter:
     """Finds chunk ends in a buffer: after regex matches, or every `size` characters."""
 
-    __slots__ = ("lookback", "pattern", "size")
+    __slots__ = ("leading", "lookback", "pattern", "size", "space")
 
-    def __init__(self, pattern: re.Pattern[str] | None, lookback: int | None, size: int) -> None:
+    def __init__(
+        self,
+        pattern: re.Pattern[str] | None,
+        lookback: int | None,
+        size: int,
+        leading: re.Pattern[str] | None = None,
+        space: bool = False,
+    ) -> None:
         self.pattern = pattern
         self.lookback = lookback  # None: search the whole buffer
         self.size = size
+        self.leading = leading  # see `_LEADING`
+        self.space = space  # a space is a boundary ("word")
 
 
 def compile_boundary(boundary: Boundary) -> _Splitter:
@@ -56,7 +77,14 @@ def compile_boundary(boundary: Boundary) -> _Splitter:
         return _Splitter(None, 0, boundary)
     if isinstance(boundary, str) and boundary in BOUNDARIES:
         source, lookback = BOUNDARIES[boundary]
-        return _Splitter(re.compile(source), lookback, 0)
+        leading = _LEADING.get(boundary)
+        return _Splitter(
+            re.compile(source),
+            lookback,
+            0,
+            re.compile(leading) if leading else None,
+            space=boundary == "word",
+        )
     if isinstance(boundary, re.Pattern):
         pattern = boundary
     elif isinstance(boundary, str):
@@ -91,28 +119,86 @@ def compile_boundary(boundary: Boundary) -> _Splitter:
 class ChunkProcessor:
     """Per-subscription state of `chunk_by`."""
 
-    __slots__ = ("_buf", "_index", "_kind", "_lookback", "_pattern", "_scanned", "_size")
+    __slots__ = ("_buf", "_index", "_kind", "_leading", "_lookback", "_pattern", "_size", "_space")
 
     def __init__(self, splitter: _Splitter) -> None:
         self._pattern = splitter.pattern
+        self._leading = splitter.leading
+        self._space = splitter.space
         self._lookback = splitter.lookback
         self._size = splitter.size
         self._kind: Any = None  # the text stream being buffered: kind and choice
         self._index = 0
+        # The text of the current chunk, not emitted yet (searched: with a named boundary,
+        # it never holds one).
         self._buf = ""
-        self._scanned = 0  # buffer length already searched for boundaries
 
     def _flush(self, out: list[Any]) -> None:
         if self._buf:
             out.append(new_token(self._kind, (self._buf, self._index)))
             self._buf = ""
-        self._scanned = 0
 
     def feed(self, item: StreamToken) -> Sequence[StreamToken]:
         token: Any = item  # (mypy confuses the `index` field with tuple.index)
         kind = type(token)
         if kind is self._kind and token.index == self._index:
-            return self._split(token)  # the hot path: more text of the same stream
+            # The hot path: more text of the same stream.
+            pattern = self._pattern
+            if pattern is None:
+                return self._split_size(token)
+            text: str = token.text
+            leading = self._leading
+            if leading is not None:  # "word" or "line": decided with str methods if possible
+                # Printable text holds no whitespace but spaces (no "\n", no tab, no NBSP).
+                if text.isprintable():
+                    if not self._space:  # "line": no boundary in it, held
+                        held = self._buf
+                        self._buf = held + text if held else text
+                        return ()
+                    head, space, tail = text.partition(" ")
+                    if not space:  # no boundary in it ("ve", "."): held
+                        held = self._buf
+                        self._buf = held + text if held else text
+                        return ()
+                    if not tail:  # it ends with its only space: one chunk, nothing held
+                        held = self._buf
+                        self._buf = ""
+                        return (new_token(kind, (held + text, self._index)) if held else token,)
+                    if " " not in tail:  # " model" or "s the": one chunk, the rest held
+                        chunk = self._buf + head + " "
+                        self._buf = tail
+                        return (new_token(kind, (chunk, self._index)),)
+                first = leading.match(text)
+                if first is not None:  # one chunk: what is held and the leading boundary
+                    end = first.end()
+                    held = self._buf
+                    if end == len(text):  # all boundary: the chunk ends with it
+                        self._buf = ""
+                        return (new_token(kind, (held + text, self._index)) if held else token,)
+                    self._buf = text[end:]
+                    return (new_token(kind, (held + text[:end], self._index)),)
+            held = self._buf
+            if held:
+                buf = held + text
+                lookback = self._lookback
+                scanned = len(held)
+                begin = 0 if lookback is None or scanned <= lookback else scanned - lookback
+                match = pattern.search(buf, begin)
+            else:
+                buf = text
+                match = pattern.search(buf)
+            if match is None:
+                self._buf = buf
+                return ()
+            end = match.end()
+            if end == len(buf):  # one chunk: the whole buffer
+                self._buf = ""
+                return (new_token(kind, (buf, self._index)) if held else token,)
+            more = pattern.search(buf, end)
+            if more is None:  # one chunk and a rest
+                self._buf = buf[end:]
+                return (new_token(kind, (buf[:end], self._index)),)
+            return self._cut(buf, end, more)
         out: list[Any] = []
         self._flush(out)
         if kind not in TEXT_KINDS:
@@ -120,46 +206,34 @@ class ChunkProcessor:
             return out
         self._kind = kind
         self._index = token.index
-        out.extend(self._split(token))
+        out.extend(self.feed(token))  # the hot path now: the first text of this stream
         return out
 
-    def _split(self, token: Any) -> Sequence[StreamToken]:
-        text: str = token.text
-        held = self._buf
-        buf = held + text if held else text
-        pattern = self._pattern
-        if pattern is None:
-            size = self._size
-            whole = len(buf) - len(buf) % size
-            self._buf = buf[whole:]
-            if whole == len(buf) == size and not held:
-                return (token,)
-            kind, index = self._kind, self._index
-            return [new_token(kind, (buf[i : i + size], index)) for i in range(0, whole, size)]
-        lookback = self._lookback
-        begin = 0 if lookback is None or self._scanned <= lookback else self._scanned - lookback
-        match = pattern.search(buf, begin)
-        if match is None:
-            self._buf = buf
-            self._scanned = len(buf)
-            return ()
-        end = match.end()
-        if end == len(buf):  # one chunk: the whole buffer
-            self._buf = ""
-            self._scanned = 0
-            return (token if not held else new_token(self._kind, (buf, self._index)),)
-        kind, index = self._kind, self._index
+    def _cut(self, buf: str, end: int, match: Any) -> list[StreamToken]:
+        """Chunks of `buf` ending at `end` and after `match` and each later match."""
+        kind, index, pattern = self._kind, self._index, self._pattern
+        assert pattern is not None
         out = [new_token(kind, (buf[:end], index))]
         start = end
-        match = pattern.search(buf, end)
         while match is not None:
             end = match.end()
             out.append(new_token(kind, (buf[start:end], index)))
             start = end
             match = pattern.search(buf, end)
-        self._buf = rest = buf[start:]
-        self._scanned = len(rest)
+        self._buf = buf[start:]
         return out
+
+    def _split_size(self, token: Any) -> Sequence[StreamToken]:
+        text: str = token.text
+        held = self._buf
+        buf = held + text if held else text
+        size = self._size
+        whole = len(buf) - len(buf) % size
+        self._buf = buf[whole:]
+        if whole == len(buf) == size and not held:
+            return (token,)
+        kind, index = self._kind, self._index
+        return [new_token(kind, (buf[i : i + size], index)) for i in range(0, whole, size)]
 
     def close(self) -> list[StreamToken]:
         out: list[Any] = []

@@ -135,15 +135,17 @@ class StreamMetrics:
 
     __slots__ = (
         "_clock",
+        "_draw",
         "_latencies",
         "_lock",
+        "_non_content",
+        "_other_content",
         "_random",
         "_reservoir_size",
         "_subject",
         "bytes",
         "characters",
         "chunks",
-        "content_tokens",
         "ended_at",
         "error",
         "errors",
@@ -154,7 +156,6 @@ class StreamMetrics:
         "last_at",
         "output_tokens",
         "started_at",
-        "tokens",
         "usage_estimated",
     )
 
@@ -175,19 +176,30 @@ class StreamMetrics:
         self.ended_at: float | None = None
         self.first_at: float | None = None
         self.last_at: float | None = None
-        self.tokens = 0
         self.chunks = 0
+        self._other_content = 0  # content tokens other than `TextDelta`
+        self._non_content = 0  # `Usage`, `Finish` and unknown kinds
         self.characters = 0
         self.bytes = 0
-        self.content_tokens = 0
         self.output_tokens: int | None = None
         self.input_tokens: int | None = None
         self.usage_estimated = False
         self.itl_samples = 0
         self._latencies: list[float] = []
         self._random = random.Random(0)
+        self._draw = self._random.random
         self.error: str | None = None
         self.finish_reason: str | None = None
+
+    @property
+    def tokens(self) -> int:
+        """Stream tokens seen, of every kind."""
+        return self.chunks + self._other_content + self._non_content
+
+    @property
+    def content_tokens(self) -> int:
+        """Content tokens seen (text, reasoning, refusal, tool calls)."""
+        return self.chunks + self._other_content
 
     @property
     def snapshots(self) -> Observable[MetricsSnapshot]:
@@ -201,15 +213,24 @@ class StreamMetrics:
         return self._subject
 
     def _record(self, token: Any, now: float) -> None:
-        """Account for one token (the hot path: keep it lean)."""
-        self.tokens += 1
+        """Account for one token (the hot path: keep it lean).
+
+        Called by the one thread that delivers the stream's tokens (Rx serializes
+        ``on_next``), without the lock: each counter is written by this thread only,
+        and `snapshot` copies them under the lock, so a snapshot taken from another
+        thread can lag one token behind between two fields, never tear a value.
+        """
         kind = type(token)
         if kind is TextDelta:
             text = token.text
+            length = len(text)
             self.chunks += 1
-            self.characters += len(text)
-            self.bytes += len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
-        elif kind not in CONTENT_KINDS:
+            self.characters += length
+            self.bytes += length if text.isascii() else len(text.encode("utf-8", "replace"))
+        elif kind in CONTENT_KINDS:
+            self._other_content += 1
+        else:
+            self._non_content += 1
             if kind is Usage:
                 if token.output_tokens is not None:
                     self.output_tokens = token.output_tokens
@@ -219,7 +240,6 @@ class StreamMetrics:
             elif kind is Finish:
                 self.finish_reason = token.reason
             return
-        self.content_tokens += 1
         last = self.last_at
         self.last_at = now
         if last is None:
@@ -227,13 +247,13 @@ class StreamMetrics:
             return
         latency = now - last
         n = self.itl_samples = self.itl_samples + 1
-        latencies = self._latencies
-        if n <= self._reservoir_size:
-            latencies.append(latency)
-        else:
-            slot = self._random.randrange(n)
-            if slot < self._reservoir_size:
-                latencies[slot] = latency
+        size = self._reservoir_size
+        if n <= size:
+            self._latencies.append(latency)
+        elif self._draw() * n < size:
+            # Vitter's algorithm R: the n-th latency enters with probability size / n,
+            # in place of a uniformly drawn sample (two C-level draws, no randrange).
+            self._latencies[int(self._draw() * size)] = latency
 
     def snapshot(self) -> MetricsSnapshot:
         """The figures so far (immutable; cheap enough to call a few times per second)."""
@@ -334,11 +354,14 @@ def metrics_operator(
                     return callback_error
                 return error
 
+            record = m._record
+            emit = observer.on_next
+
             def on_next(token: Any) -> None:
                 if ended:
                     return
-                m._record(token, clock())
-                observer.on_next(token)
+                record(token, clock())
+                emit(token)
 
             def on_error(error: Exception) -> None:
                 if not ended:

@@ -283,17 +283,48 @@ def _prefilter(parsed: Any, flags: int) -> Any:
         return None
 
 
+def _undecided_tails(parsed: Any, flags: int, source: str) -> frozenset[str]:
+    """Texts that, at the very end of the buffer, are surely an undecided match candidate.
+
+    The proper beginnings of the pattern's literal prefixes that are not prefixes
+    themselves (``s`` and ``sk`` for ``sk-...``): every path of the pattern reading
+    them reads past the end of the text. Empty (no shortcut) when the prefilter is
+    not literal, with case-insensitive matching, or with assertions (a lookbehind
+    or ``\\b`` could decide such a position without reading past the end).
+    """
+    if flags & regex.IGNORECASE or re.search(r"\\[bBAZ]|\(\?<?[=!]|[$^]", source):
+        return frozenset()
+    prefixes = _literal_prefixes(parsed)
+    if not prefixes or max(map(len, prefixes)) < 2:
+        return frozenset()
+    beginnings = {prefix[:i] for prefix in prefixes for i in range(1, len(prefix))}
+    return frozenset(beginnings - set(prefixes))
+
+
+def _first_char(parsed: Any, flags: int) -> str | None:
+    """The one character every match starts with (``s`` for ``sk-...``), or None.
+
+    Text without it cannot start a match, which ``in`` tells faster than a search.
+    """
+    if flags & regex.IGNORECASE:
+        return None
+    firsts = {prefix[0] for prefix in _literal_prefixes(parsed)}
+    return firsts.pop() if len(firsts) == 1 else None
+
+
 class PatternSpec:
     """A validated pattern with what the scanner needs: probe, window, context size."""
 
     __slots__ = (
         "context",
         "exposed",
+        "first",
         "pattern",
         "prefilter",
         "probe",
         "replacement",
         "template",
+        "undecided",
         "window",
     )
 
@@ -306,9 +337,13 @@ class PatternSpec:
         context: int,
         replacement: str,
         prefilter: Any = None,
+        undecided: frozenset[str] = frozenset(),
+        first: str | None = None,
     ) -> None:
         self.pattern = pattern
-        self.prefilter = prefilter  # a class of the characters a match can start with
+        self.first = first  # the character every match starts with, if there is one
+        self.prefilter = prefilter  # finds where a match could start (see `_prefilter`)
+        self.undecided = undecided  # see `_undecided_tails`
         self.exposed = exposed
         self.probe = probe
         self.window = window
@@ -360,8 +395,11 @@ def compile_pattern(
         low, high = parsed.getwidth()
         ahead, behind = _assertion_widths(parsed)
         prefilter = _prefilter(parsed, compiled.flags)
+        undecided = _undecided_tails(parsed, compiled.flags, source) if prefilter else frozenset()
+        first = _first_char(parsed, compiled.flags)
     except Exception:  # regex-only syntax: cannot bound it
         low, high, ahead, behind, prefilter = 1, None, 0, 64, None
+        undecided, first = frozenset(), None
     if low == 0:
         raise ConfigError(f"{what}: the pattern {source!r} can match the empty string")
     bounded = high is not None and high < sre_parse.MAXREPEAT
@@ -397,7 +435,9 @@ def compile_pattern(
             except re.error as exc:
                 raise ConfigError(f"{what}: invalid replacement {replacement!r}: {exc}") from None
     context = max(1, behind + 1)
-    return PatternSpec(compiled, exposed, probe, window, context, replacement, prefilter)
+    return PatternSpec(
+        compiled, exposed, probe, window, context, replacement, prefilter, undecided, first
+    )
 
 
 class _Scanner:
@@ -432,18 +472,27 @@ class _Scanner:
         """
         spec = self._spec
         pos = self._pos
-        if (
-            pos == len(self._buf)
-            and spec.prefilter is not None
-            and len(text) >= spec.context
-            and spec.prefilter.search(text) is None
-        ):
-            # Nothing held and no character of `text` can start a match: all final.
-            self._buf = text
-            self._pos = len(text)
-            return text, False
-        buf = self._buf + text
+        held = self._buf
+        buf = held + text
         end = len(buf)
+        prefilter = spec.prefilter
+        if prefilter is not None:
+            hit = prefilter.search(buf, pos)
+            if hit is None:
+                # No match can start in the undecided text (nothing held, or what was held,
+                # an "s", is not followed by "k-" after all): all final, no regex search.
+                if pos == len(held) and len(text) >= spec.context:
+                    self._buf = text  # enough context: the same text object is released
+                    self._pos = len(text)
+                    return text, False
+                self._keep(buf, end)
+                return buf[pos:], False
+            start = hit.start()
+            if buf[start:] in spec.undecided:
+                # The only candidate is a beginning of the literal prefix at the very end
+                # ("...tokens" for "sk-..."): what precedes it is final, it waits.
+                self._keep(buf, start)
+                return buf[pos:start], False
         quick = spec.exposed.search(buf, pos, partial=True)
         if quick is None or (quick.partial and quick.start() >= end):
             self._keep(buf, end)  # the common case: nothing here can be or become a match
@@ -552,11 +601,22 @@ class _TextRouter:
 class RedactProcessor:
     """Per-subscription state of `redact`."""
 
-    __slots__ = ("_context", "_index", "_kind", "_prefilter", "_router", "_scanner")
+    __slots__ = (
+        "_context",
+        "_first",
+        "_index",
+        "_kind",
+        "_prefilter",
+        "_router",
+        "_scanner",
+        "_undecided",
+    )
 
     def __init__(self, spec: PatternSpec) -> None:
         self._router = _TextRouter(spec)
         self._prefilter = spec.prefilter
+        self._undecided = spec.undecided
+        self._first = spec.first
         self._context = spec.context
         self._kind: Any = None  # the text stream of the last text token: kind and choice
         self._index = 0
@@ -566,19 +626,45 @@ class RedactProcessor:
         token: Any = item  # (mypy confuses the `index` field with tuple.index)
         kind = type(token)
         if kind is self._kind and token.index == self._index:
-            # The hot path: more text of the same stream.
+            # The hot path: more text of the same stream. The three common cases are
+            # decided here with the prefilter alone (what `_Scanner.feed` would decide).
             scanner = self._scanner
             text = token.text
             prefilter = self._prefilter
-            if (
-                prefilter is not None
-                and scanner._pos == len(scanner._buf)
-                and len(text) >= self._context
-                and prefilter.search(text) is None
-            ):
-                scanner._buf = text  # nothing held, and nothing in `text` can start a match
-                scanner._pos = len(text)
-                return (token,)
+            if prefilter is not None:
+                held = scanner._buf
+                pos = scanner._pos
+                context = self._context
+                if pos == len(held):  # nothing held
+                    first = self._first
+                    if first is not None and first not in text and len(text) >= context:
+                        scanner._buf = text  # no "s" in `text`: nothing can start a match
+                        scanner._pos = len(text)
+                        return (token,)
+                    hit = prefilter.search(text)
+                    if hit is None:
+                        if len(text) >= context:
+                            scanner._buf = text  # nothing in `text` can start a match
+                            scanner._pos = len(text)
+                            return (token,)
+                    else:
+                        start = hit.start()
+                        if start >= context and text[start:] in self._undecided:
+                            # "...tokens" for "sk-...": "token" is final, the "s" waits.
+                            scanner._buf = text[start - context :]
+                            scanner._pos = context
+                            return (new_token(kind, (text[:start], self._index)),)
+                else:  # an undecided candidate is held ("s")
+                    buf = held + text
+                    if prefilter.search(buf, pos) is None:  # no match can start after all
+                        end = len(buf)
+                        if end > context:
+                            scanner._buf = buf[end - context :]
+                            scanner._pos = context
+                        else:
+                            scanner._buf = buf
+                            scanner._pos = end
+                        return (new_token(kind, (buf[pos:], self._index)),)
             released, _ = scanner.feed(text, False)
             if released is text:
                 return (token,)

@@ -283,8 +283,9 @@ _AFTER_LETTER = regex.compile(r"(?r)\p{L}(?=\P{L})")
 _BEFORE_SPACE = regex.compile(r"(?r)\p{L}(?=\s)")
 
 _COMMIT_AT = 128
-_PENDING_MAX = 32
 """Tail length (characters) from which the counter counts up to the last safe boundary."""
+_PENDING_MAX = 256
+"""Texts gathered (one list append each) before they are joined and counted, as one batch."""
 
 
 def _boundary_pattern(encoding: tiktoken.Encoding) -> regex.Pattern[str]:
