@@ -225,3 +225,10 @@ async def test_testing_provider_needs_nothing() -> None:
         await close_sessions()
     assert completion.text.startswith('You asked: "Ping?".')
     assert get_provider("testing").capabilities.local
+
+
+def test_spec_registry_knows_every_provider_stream_knows() -> None:
+    """Two registries (factories for stream(), parameter models for specs) must agree."""
+    from rxtokens.registry import provider_entries
+
+    assert set(provider_entries()) == set(PROVIDERS)
