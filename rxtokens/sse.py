@@ -9,6 +9,8 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import NamedTuple
 
+from .errors import ConfigError, StreamDecodeError
+
 __all__ = ["SseEvent", "SseParser"]
 
 
@@ -84,9 +86,33 @@ class SseParser:
         []
     """
 
-    __slots__ = ("_closed", "_guard", "_head", "_last_id", "_more", "_retry", "_skip_lf", "_tail")
+    __slots__ = (
+        "_closed",
+        "_guard",
+        "_head",
+        "_last_id",
+        "_limit",
+        "_more",
+        "_more_size",
+        "_retry",
+        "_skip_lf",
+        "_tail",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_event_bytes: int | None = None) -> None:
+        """Create a parser for one stream.
+
+        Args:
+            max_event_bytes: fail with `StreamDecodeError` when an unterminated block
+                (an event still being received) grows beyond this many bytes; None: no
+                limit (the spec sets none). A defence against a server that never sends
+                the blank line that ends an event.
+        """
+        if max_event_bytes is not None and (
+            not isinstance(max_event_bytes, int) or max_event_bytes < 1
+        ):
+            raise ConfigError(f"max_event_bytes must be a positive int, got {max_event_bytes!r}")
+        self._limit = max_event_bytes
         # The first bytes of the stream while fewer than 3 have arrived and they could still
         # be a BOM; None once the BOM question is settled.
         self._head: bytes | None = b""
@@ -96,12 +122,18 @@ class SseParser:
         # `_tail`, then `_more` (chunks that ended no block, joined once when one ends).
         self._tail = b""
         self._more: list[bytes] = []
+        self._more_size = 0
         self._last_id = ""
         self._retry: int | None = None
         self._closed = False
         # True while `feed` must take the slow `_prepare` path (BOM undecided, CR pending,
         # closed) so the common case costs one attribute test.
         self._guard = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called (or an oversized event failed the stream)."""
+        return self._closed
 
     @property
     def last_event_id(self) -> str:
@@ -152,16 +184,24 @@ class SseParser:
                 self._more.append(data)
                 data = b"".join([self._tail, *self._more])
                 self._more = []
+                self._more_size = 0
             elif self._tail:
                 data = self._tail + data
         elif self._tail:
             self._more.append(data)  # no block ends in this chunk
+            self._more_size += len(data)
+            if self._limit is not None and len(self._tail) + self._more_size > self._limit:
+                self._too_large(len(self._tail) + self._more_size)
             return []
         else:
             self._tail = data
+            if self._limit is not None and len(data) > self._limit:
+                self._too_large(len(data))
             return []
         end = data.rfind(b"\n\n")
         self._tail = data[end + 2 :]
+        if self._limit is not None and len(self._tail) > self._limit:
+            self._too_large(len(self._tail))
         # data[:end + 2] is a run of complete blocks. Fast path: every block is exactly one
         # "data: <value>" line; then splitting on "\n\ndata: " leaves no LF in any value.
         if data.startswith(b"data: "):
@@ -225,8 +265,17 @@ class SseParser:
         self._closed = self._guard = True
         self._tail = b""
         self._more = []
+        self._more_size = 0
         self._head = None
         return []
+
+    def _too_large(self, size: int) -> None:
+        self.close()
+        raise StreamDecodeError(
+            f"an SSE event grew to {size} bytes without the blank line that ends it "
+            f"(max_event_bytes={self._limit}); the server is not sending an event stream "
+            f"as expected"
+        )
 
     def _tail_lf(self) -> bool:
         """Whether the bytes kept from previous chunks end with LF."""

@@ -561,3 +561,15 @@ async def test_close_sessions_then_reuse(srv: ProviderServer) -> None:
     assert session.closed
     assert await collect(_open(srv, "openai", "again")) is not None
     assert (await _http.acquire_session()) is not session
+
+
+@pytest.mark.parametrize("name", list(PROVIDERS))
+async def test_an_event_that_never_ends_fails_at_the_size_limit(
+    srv: ProviderServer, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rxtokens.providers._base as base
+
+    monkeypatch.setattr(base, "MAX_EVENT_BYTES", 4096)
+    srv.queue(Reply(body=b"data: " + b"x" * 20_000, content_type="text/event-stream"))
+    with pytest.raises(StreamDecodeError, match="max_event_bytes=4096"):
+        await collect(_open(srv, name))

@@ -19,7 +19,7 @@ from reactivex import abc as _abc
 from reactivex import operators as _ops
 
 from ..errors import ConfigError as _ConfigError
-from ..sse import SseEvent
+from ..sse import SseEvent, SseParser
 from ..tokens import Completion, StreamToken
 from ..tokens import TextDelta as _TextDelta
 from ._aggregate import aggregate_operator as _aggregate_operator
@@ -121,7 +121,9 @@ __all__ = [
 # --- sse ---
 
 
-def parse_sse() -> Callable[[Observable[bytes]], Observable[SseEvent]]:
+def parse_sse(
+    *, max_event_bytes: int | None = None
+) -> Callable[[Observable[bytes]], Observable[SseEvent]]:
     """Parse a ``text/event-stream`` byte stream into `SseEvent` s.
 
     Each subscription gets its own `rxtokens.sse.SseParser` (WHATWG "event
@@ -133,7 +135,9 @@ def parse_sse() -> Callable[[Observable[bytes]], Observable[SseEvent]]:
     ends the stream, discarding an unterminated final block as the spec
     requires; errors pass through unchanged (events completed before them
     are delivered first); disposing unsubscribes the source. A chunk that is
-    not bytes-like fails the stream with a `TypeError`.
+    not bytes-like fails the stream with a `TypeError`; with `max_event_bytes`,
+    an event that grows beyond it before its blank line fails the stream with
+    `StreamDecodeError` (the providers use 16 MiB).
 
     Marble diagram::
 
@@ -144,8 +148,14 @@ def parse_sse() -> Callable[[Observable[bytes]], Observable[SseEvent]]:
         source:      -("data: a\\n\\n")-#
         parse_sse(): -A----------------#
 
+    Args:
+        max_event_bytes: the largest unterminated event accepted (None: no limit).
+
     Returns:
         An operator ``Observable[bytes] -> Observable[SseEvent]``.
+
+    Raises:
+        ConfigError: `max_event_bytes` is not a positive int.
 
     Example:
         >>> import reactivex
@@ -155,7 +165,9 @@ def parse_sse() -> Callable[[Observable[bytes]], Observable[SseEvent]]:
         SseEvent(event='message', data='2', id='', retry=None)
         <...>
     """
-    return _parse_sse()
+    if max_event_bytes is not None:
+        SseParser(max_event_bytes=max_event_bytes)  # validate eagerly
+    return _parse_sse(max_event_bytes)
 
 
 # --- aggregate ---

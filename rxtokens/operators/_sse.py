@@ -9,7 +9,9 @@ from reactivex import Observable, abc
 from ..sse import SseEvent, SseParser
 
 
-def parse_sse_() -> Callable[[Observable[bytes]], Observable[SseEvent]]:
+def parse_sse_(
+    max_event_bytes: int | None = None,
+) -> Callable[[Observable[bytes]], Observable[SseEvent]]:
     """See `rxtokens.operators.parse_sse`."""
 
     def _parse_sse(source: Observable[bytes]) -> Observable[SseEvent]:
@@ -18,7 +20,7 @@ def parse_sse_() -> Callable[[Observable[bytes]], Observable[SseEvent]]:
             scheduler: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             # Per-subscription state: a fresh parser for every subscriber.
-            parser = SseParser()
+            parser = SseParser(max_event_bytes=max_event_bytes)
             feed = parser.feed
             emit = observer.on_next
 
@@ -32,6 +34,8 @@ def parse_sse_() -> Callable[[Observable[bytes]], Observable[SseEvent]]:
                     emit(event)
 
             def on_completed() -> None:
+                if parser.closed:  # it already failed the stream (an oversized event)
+                    return
                 for event in parser.close():
                     emit(event)
                 observer.on_completed()

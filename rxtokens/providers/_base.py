@@ -27,6 +27,10 @@ __all__ = [
     "normalize_tools",
 ]
 
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The largest SSE event a provider stream accepts before failing with StreamDecodeError
+(a server that never ends an event would otherwise grow the buffer without bound)."""
+
 Messages: TypeAlias = str | Sequence[Mapping[str, Any]]
 """A plain prompt (one user message) or OpenAI-style ``{"role", "content"}`` messages."""
 
@@ -275,7 +279,9 @@ class HttpProvider(ABC):
         from ..operators import parse_sse
 
         request = self.request(model, messages, tools=tools, **params)
-        return stream_bytes(request).pipe(parse_sse(), self.decoder())
+        return stream_bytes(request).pipe(
+            parse_sse(max_event_bytes=MAX_EVENT_BYTES), self.decoder()
+        )
 
     async def health(self) -> HealthResult:
         """Check that the endpoint answers and accepts the key (a GET of the model list)."""
