@@ -2,11 +2,12 @@
 
 Three sections of ``benchmarks/RESULTS.md``, each measured beside its peer in the same run:
 
-- "concurrency": 200 and 1,000 concurrent OpenAI chat streams over loopback HTTP against
-  one `ProviderServer` in another process (its CPU is charged to neither client), through
+- "concurrency": 1,000 concurrent OpenAI chat streams over loopback HTTP against one
+  `ProviderServer` in another process (its CPU is charged to neither client), through
   ``openai_chat(...)`` (aiohttp -> parse_sse -> decode_openai_chat) vs
   ``AsyncOpenAI().chat.completions.create(stream=True)``: total tokens/s and p50 / p99
-  time to first token. Targets (issue 3): tokens/s >= 5x the SDK's, p99 TTFT no worse.
+  time to first token, with the server and clients of ``providers_http.py`` (which owns
+  issue 3's 200-stream figure). Targets: tokens/s >= 5x the SDK's, p99 TTFT no worse.
 - "memory": peak traced memory (tracemalloc) to consume one stream and keep its final
   text: rxtokens parse -> decode -> Broadcast(3 subscribers) -> aggregate vs the openai
   SDK's stream (text parts joined), same bytes, fed lazily; at 20,000 tokens both (the
@@ -36,93 +37,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx2
 from _report import write_section
+from providers_http import WORDS, _ours, _p, _sdk, _serve
 from reactivex.subject import Subject
 
 from rxtokens import TextDelta
 from rxtokens.broadcast import Broadcast
 from rxtokens.operators import aggregate, decode_openai_chat, parse_sse
 from rxtokens.providers import close_sessions, openai_chat
-from rxtokens.testing import ProviderServer, Reply, Script, encode, openai_chat_events
-
-WORDS = ["Hello", " world", ",", " the", " quick", " brown", " fox", " jumps", " ü", " 日本"]
-
-
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
+from rxtokens.testing import ProviderServer, Reply, Script, encode
 
 # --------------------------------------------------------------------------- concurrency
 
 
-def _serve(tokens: int, conn: Any) -> None:
-    script = Script(text=[WORDS[i % len(WORDS)] for i in range(tokens)], usage=(10, tokens))
-    body = b"".join(openai_chat_events(script, include_usage=True))
-    with ProviderServer.running_in_thread(default=Reply(events=[body], chunk_size=16384)) as server:
-        conn.send(server.base_url_for("openai"))
-        conn.recv()  # until the parent says stop
-
-
 Result = tuple[int, list[float], float]  # tokens, TTFTs, wall seconds
-
-
-async def _ours(base_url: str, streams: int) -> Result:
-    loop = asyncio.get_running_loop()
-
-    async def one() -> tuple[int, float]:
-        start = loop.time()
-        done: asyncio.Future[None] = loop.create_future()
-        state = [0, 0.0]
-
-        def on_next(token: object) -> None:
-            if type(token) is TextDelta:
-                if not state[0]:
-                    state[1] = loop.time() - start
-                state[0] += 1
-
-        openai_chat("bench", "go", base_url=base_url, api_key="k").subscribe(
-            on_next, done.set_exception, lambda: done.set_result(None)
-        )
-        await done
-        return int(state[0]), float(state[1])
-
-    began = time.perf_counter()
-    results = await asyncio.gather(*(one() for _ in range(streams)))
-    elapsed = time.perf_counter() - began
-    await close_sessions()
-    return sum(n for n, _ in results), [f for _, f in results], elapsed
-
-
-async def _sdk(base_url: str, streams: int) -> Result:
-    from openai import AsyncOpenAI
-
-    loop = asyncio.get_running_loop()
-    limits = httpx2.Limits(max_connections=None, max_keepalive_connections=None)
-    http = httpx2.AsyncClient(limits=limits, timeout=600)
-    async with AsyncOpenAI(
-        base_url=base_url, api_key="k", max_retries=0, http_client=http
-    ) as client:
-
-        async def one() -> tuple[int, float]:
-            start = loop.time()
-            count, first = 0, 0.0
-            stream = await client.chat.completions.create(
-                model="bench",
-                messages=[{"role": "user", "content": "go"}],
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    if not count:
-                        first = loop.time() - start
-                    count += 1
-            return count, first
-
-        began = time.perf_counter()
-        results = await asyncio.gather(*(one() for _ in range(streams)))
-        elapsed = time.perf_counter() - began
-    return sum(n for n, _ in results), [f for _, f in results], elapsed
 
 
 def concurrency(sizes: list[int], tokens: int) -> tuple[str, list[str]]:
@@ -152,7 +79,8 @@ def concurrency(sizes: list[int], tokens: int) -> tuple[str, list[str]]:
         f"OpenAI chat streams of {tokens} tokens each, all started at once, against one "
         "`ProviderServer` in another process (16 KB chunks); rxtokens `openai_chat` vs "
         "`AsyncOpenAI` (httpx2, unlimited connection pool), one round each, same server "
-        "and bytes. Targets (issue 3): tokens/s >= 5x the SDK's, p99 TTFT <= the SDK's.",
+        "and bytes (issue 3's 200-stream figure: `providers_http`). Targets: tokens/s >= 5x "
+        "the SDK's, p99 TTFT <= the SDK's.",
         "",
         "| streams | tokens/s vs SDK | p99 TTFT vs SDK | p50 TTFT vs SDK |",
         "|---:|---:|---:|---:|",
@@ -420,9 +348,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args()
     if args.quick:
-        sizes, tokens, memory_tokens, sdk_tokens, trials = [20, 50], 100, 20_000, 2_000, 5
+        sizes, tokens, memory_tokens, sdk_tokens, trials = [50], 100, 20_000, 2_000, 5
     else:
-        sizes, tokens, memory_tokens, sdk_tokens, trials = [200, 1000], 100, 1_000_000, 20_000, 30
+        sizes, tokens, memory_tokens, sdk_tokens, trials = [1000], 100, 1_000_000, 20_000, 30
     for name in ("concurrency", "memory", "cancellation"):
         began = time.perf_counter()
         if name == "concurrency":

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import reactivex
 from reactivex.subject import Subject
 
+from benchmarks import _report
 from benchmarks._report import write_section
 from rxtokens.operators import (
     StreamMetrics,
@@ -140,12 +141,7 @@ def best_of(fn: Callable[[], object], repeat: int = 5) -> float:
     CPU time rather than wall time: the machine is shared with other workers,
     whose load would otherwise dominate the differences measured here.
     """
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        best = min(best, time.process_time() - start)
-    return best
+    return _report.best_of(fn, repeat, clock=time.process_time)
 
 
 def drain(source: reactivex.Observable[Any]) -> int:

@@ -900,6 +900,10 @@ async def collect(
     """
     if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
         raise ConfigError(f"timeout must be a number >= 0 or None, got {timeout!r}")
+    if not callable(getattr(observable, "subscribe", None)):
+        raise ConfigError(
+            f"collect() needs an Observable of tokens, got {type(observable).__name__}"
+        )
     # late import: importing the operators package from here at module level would make
     # every operator module that uses rxtokens.aio part of an import cycle
     from .operators._aggregate import CompletionBuilder
@@ -1052,12 +1056,15 @@ class ThreadSafeObserver(abc.ObserverBase[T], abc.DisposableBase):
                 self.dispose()
 
     def on_next(self, value: T) -> None:
+        """Queue `value` for the observer (from any thread)."""
         self._push(_NEXT, value)
 
     def on_error(self, error: Exception) -> None:
+        """Queue the error after everything pending; later notifications are dropped."""
         self._push(_ERROR, error)
 
     def on_completed(self) -> None:
+        """Queue completion after everything pending; later notifications are dropped."""
         self._push(_COMPLETE, None)
 
     def _drain(self) -> None:
@@ -1087,6 +1094,7 @@ class ThreadSafeObserver(abc.ObserverBase[T], abc.DisposableBase):
                     observer.on_completed()
 
     def dispose(self) -> None:
+        """Drop everything pending and everything sent from now on."""
         with self._lock:
             self._disposed = True
             self._pending.clear()

@@ -324,6 +324,10 @@ class _Sub:
     def finish(self, error: Exception | None) -> None:
         """Deliver the end of the stream (called once, under the broadcast lock)."""
         self.on_next = _noop
+        self._deliver_end(error)
+
+    def _deliver_end(self, error: Exception | None) -> None:
+        """Call `on_completed` / `on_error` (a raising callback is reported), then unregister."""
         try:
             if error is None:
                 self.on_completed()
@@ -506,15 +510,7 @@ class _Queued(_Sub):
             self.owner._fail(self, exc)
             return
         if terminal is not None:
-            error = terminal[0]
-            try:
-                if error is None:
-                    self.on_completed()
-                else:
-                    self.on_error(error)
-            except Exception as exc:
-                self.owner._report(self, exc)
-            self.owner._closed(self)
+            self._deliver_end(terminal[0])
 
 
 class _AsyncSink(_Queued):

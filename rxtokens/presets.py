@@ -138,6 +138,10 @@ def register_preset(
 
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"a preset name must be an identifier, got {name!r}")
+    if isinstance(operators, str | Mapping) or not isinstance(operators, Sequence):
+        raise ConfigError(
+            f"a preset's operators must be a list of operator specs, got {operators!r}"
+        )
     specs = [op if isinstance(op, OperatorSpec) else OperatorSpec.from_dict(op) for op in operators]
     if any(op.name == "preset" for op in specs):
         raise ConfigError("a preset cannot contain another preset")

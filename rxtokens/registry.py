@@ -86,6 +86,7 @@ PROVIDER_ENTRY_POINTS = "rxtokens.providers"
 """Entry-point group of provider factories from other packages."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E")
 TokenOperator = Callable[[Observable[Any]], Observable[Any]]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
@@ -612,20 +613,25 @@ def _known(names: Any) -> str:
     return ", ".join(sorted(names))
 
 
+def _lookup(table: Mapping[str, E], kind: str, name: str, group: str | None = None) -> E:
+    """``table[name]``, loading the entry points of `group` on a miss, else ConfigError."""
+    _builtins()
+    entry = table.get(name)
+    if entry is None and group is not None:
+        _load_entry_points(group)
+        entry = table.get(name)
+    if entry is None:
+        raise ConfigError(f"unknown {kind} {name!r}; known: {_known(table)}")
+    return entry
+
+
 def operator_entry(name: str) -> OperatorEntry:
     """The registered operator `name`.
 
     Raises:
         ConfigError: unknown name (the message lists the known ones).
     """
-    _builtins()
-    entry = _operators.get(name)
-    if entry is None:
-        _load_entry_points(OPERATOR_ENTRY_POINTS)
-        entry = _operators.get(name)
-    if entry is None:
-        raise ConfigError(f"unknown operator {name!r}; known: {_known(_operators)}")
-    return entry
+    return _lookup(_operators, "operator", name, OPERATOR_ENTRY_POINTS)
 
 
 def provider_entry(name: str) -> ProviderEntry:
@@ -634,14 +640,7 @@ def provider_entry(name: str) -> ProviderEntry:
     Raises:
         ConfigError: unknown name (the message lists the known ones).
     """
-    _builtins()
-    entry = _providers.get(name)
-    if entry is None:
-        _load_entry_points(PROVIDER_ENTRY_POINTS)
-        entry = _providers.get(name)
-    if entry is None:
-        raise ConfigError(f"unknown provider {name!r}; known: {_known(_providers)}")
-    return entry
+    return _lookup(_providers, "provider", name, PROVIDER_ENTRY_POINTS)
 
 
 def sink_entry(name: str) -> SinkEntry:
@@ -650,11 +649,7 @@ def sink_entry(name: str) -> SinkEntry:
     Raises:
         ConfigError: unknown name.
     """
-    _builtins()
-    entry = _sinks.get(name)
-    if entry is None:
-        raise ConfigError(f"unknown sink {name!r}; known: {_known(_sinks)}")
-    return entry
+    return _lookup(_sinks, "sink", name)
 
 
 def is_sink(name: str) -> bool:

@@ -80,7 +80,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeAlias
@@ -98,6 +98,7 @@ from .errors import (
     StreamError,
     StreamTimeoutError,
 )
+from .providers._http import redact
 from .tokens import (
     Completion,
     Finish,
@@ -179,13 +180,13 @@ class _Abort(Exception):
 
 
 def _describe(exc: BaseException, secrets_: Sequence[str]) -> tuple[str, str]:
-    """``(type, message)`` of an exception for clients, with secrets masked."""
+    """``(type, message)`` of an exception for clients, with secrets and key-like strings masked."""
     kind = "cancelled" if isinstance(exc, BroadcastCancelledError) else type(exc).__name__
     message = str(exc) or kind
     for secret in secrets_:
         if secret:
             message = message.replace(secret, "***")
-    return kind, message
+    return kind, redact(message, None)  # also an upstream key that came from the environment
 
 
 # --------------------------------------------------------------------------- streams
@@ -345,6 +346,11 @@ def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> lis
         return [op.build() for op in spec.operators]
     if callable(pipeline):
         return [pipeline]
+    if not isinstance(pipeline, Iterable):
+        raise ConfigError(
+            "pipeline must be an operator, a list of operators or a launch string, "
+            f"got {pipeline!r}"
+        )
     ops = list(pipeline)
     for i, op in enumerate(ops):
         if not callable(op):
@@ -355,7 +361,7 @@ def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> lis
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not allow_zero):
+    if value != value or value < 0 or (value == 0 and not allow_zero):  # NaN included
         raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
 
@@ -447,6 +453,8 @@ def create_app(
         raise ConfigError("token must be a string of at least 8 characters")
     if isinstance(cors_origins, str):
         cors_origins = (cors_origins,)
+    if upstream_options is not None and not isinstance(upstream_options, Mapping):
+        raise ConfigError(f"upstream_options must be a dict, got {upstream_options!r}")
     options = dict(upstream_options or {})
     make_upstream, model = _make_upstream(upstream, options)
     operators = _make_operators(pipeline)

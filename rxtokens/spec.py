@@ -165,12 +165,6 @@ class _Spec(BaseModel):
             raise _spec_error(exc) from None
 
 
-def _param_error(exc: ConfigError | ParamError, entry: str, field: str | None = None) -> ParamError:
-    if isinstance(exc, ParamError):
-        return exc
-    return ParamError(entry, field, str(exc))
-
-
 class SourceSpec(_Spec):
     """Where tokens come from: a registered provider and its request.
 

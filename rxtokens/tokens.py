@@ -214,8 +214,16 @@ def token_to_json(token: Any) -> str:
 
 
 def token_from_json(text: str | bytes) -> Any:
-    """Parse a token from `token_to_json` output."""
-    return token_from_dict(json.loads(text))
+    """Parse a token from `token_to_json` output (invalid JSON is a `ConfigError`)."""
+    from .errors import ConfigError
+
+    try:
+        data = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"not a token's JSON: {text!r:.80}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"a token's JSON is an object with a 'type', got {text!r:.80}")
+    return token_from_dict(data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -772,3 +772,11 @@ def test_observe_on_loop_with_explicit_loop_from_outside() -> None:
         assert received == [1, 2, 3]
     finally:
         loop.close()
+
+
+async def test_collect_rejects_what_is_not_an_observable() -> None:
+    from rxtokens import ConfigError
+    from rxtokens.aio import collect
+
+    with pytest.raises(ConfigError, match="got int"):
+        await collect(3)  # type: ignore[arg-type]

@@ -160,6 +160,50 @@ def test_invalid_config(kwargs: dict[str, object]) -> None:
         OpenAIChat(api_key="k", **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("cls", [OpenAIChat, OpenAIResponses, Anthropic, Gemini])
+@pytest.mark.parametrize(
+    ("kwargs", "names"),
+    [
+        ({"base_url": 5}, "base_url"),
+        ({"api_key": 5}, "api_key"),
+        ({"headers": ["x"]}, "headers"),
+    ],
+)
+def test_bad_config_types_raise_config_error(
+    cls: type[OpenAIChat], kwargs: dict[str, object], names: str
+) -> None:
+    config = {"api_key": "k", **kwargs}
+    with pytest.raises(ConfigError, match=names):
+        cls(**config)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("cls", [OpenAIChat, OpenAIResponses, Anthropic, Gemini])
+@pytest.mark.parametrize(
+    ("messages", "tools", "names"),
+    [
+        ([{"role": "system", "content": 5}], None, "content"),
+        ("hi", 3, "tools"),
+        ("hi", "not a list", "tools"),
+        ("hi", {"name": "f"}, "tools"),
+    ],
+)
+def test_bad_request_shapes_raise_config_error(
+    cls: type[OpenAIChat], messages: object, tools: object, names: str
+) -> None:
+    with pytest.raises(ConfigError, match=names):
+        cls(api_key="k").stream("m", messages, tools=tools)  # type: ignore[arg-type]
+
+
+def test_gemini_bad_generation_config() -> None:
+    with pytest.raises(ConfigError, match="generation_config"):
+        Gemini(api_key="k").stream("m", "hi", generation_config=5)
+
+
+def test_unknown_config_keyword_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="bogus"):
+        get_provider("anthropic", api_key="k", bogus=1)
+
+
 @pytest.mark.parametrize(
     "messages",
     [[], [{"content": "no role"}], {"role": "user"}, 42],
@@ -185,6 +229,12 @@ def test_timeouts_coerce() -> None:
     assert Timeouts.coerce(None) == Timeouts()
     t = Timeouts(idle=None)
     assert Timeouts.coerce(t) is t
+
+
+@pytest.mark.parametrize("value", ["5", True, -1.0, 0, float("nan")])
+def test_timeouts_fields_are_checked(value: object) -> None:
+    with pytest.raises(ConfigError, match="timeout idle"):
+        Timeouts(idle=value)  # type: ignore[arg-type]
 
 
 def test_is_local_url() -> None:
@@ -232,3 +282,14 @@ def test_spec_registry_knows_every_provider_stream_knows() -> None:
     from rxtokens.registry import provider_entries
 
     assert set(provider_entries()) == set(PROVIDERS)
+
+
+@pytest.mark.parametrize("kind", ["operator", "provider", "sink"])
+def test_registry_lookup_of_unknown_name_lists_known_ones(kind: str) -> None:
+    from rxtokens import registry
+
+    lookup = getattr(registry, f"{kind}_entry")
+    known = {"operator": "redact", "provider": "openai", "sink": "jsonl"}[kind]
+    assert lookup(known).name == known
+    with pytest.raises(ConfigError, match=rf"unknown {kind} 'nope'; known: .*{known}"):
+        lookup("nope")

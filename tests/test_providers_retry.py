@@ -197,10 +197,14 @@ def test_state_is_per_subscription() -> None:
         {"base_delay": -1},
         {"base_delay": 5, "max_delay": 1},
         {"jitter": 2},
+        {"base_delay": "1"},
+        {"max_delay": None},
+        {"jitter": True},
     ],
 )
 def test_invalid_arguments(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ConfigError):
+    name = next(iter(kwargs))
+    with pytest.raises(ConfigError, match=name):
         retry_with_backoff(**kwargs)  # type: ignore[arg-type]
 
 

@@ -174,9 +174,10 @@ async def test_async_anthropic_streams(srv: ProviderServer) -> None:
     assert completion == expected_completion(SCRIPT, "anthropic")
 
 
-def test_not_a_stream() -> None:
+@pytest.mark.parametrize("stream", [42, "data: {}", b"data: {}", {"choices": []}])
+def test_not_a_stream(stream: object) -> None:
     with pytest.raises(ConfigError, match="SDK stream"):
-        from_openai_stream(42)
+        from_openai_stream(stream)
 
 
 def test_missing_sdk(monkeypatch: pytest.MonkeyPatch) -> None:

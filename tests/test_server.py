@@ -440,19 +440,33 @@ async def test_access_log_masks_tokens(caplog: pytest.LogCaptureFixture) -> None
     assert "the-secret-token" not in caplog.text
 
 
+def test_error_messages_for_clients_mask_secrets() -> None:
+    from rxtokens.server import _describe
+
+    error = RuntimeError("upstream said: bad key sk-proj-abcdefghijkl (token the-token-123)")
+    kind, message = _describe(error, ("the-token-123",))
+    assert kind == "RuntimeError"
+    assert message == "upstream said: bad key *** (token ***)"
+
+
 def test_invalid_configuration_is_rejected() -> None:
     from rxtokens.errors import ConfigError
 
-    for kwargs in (
-        {"upstream": "nope"},
-        {"upstream": "unknown:model"},
-        {"max_streams": 0},
-        {"heartbeat": -1},
-        {"token": "short"},
-        {"pipeline": [1]},
+    for kwargs, named in (
+        ({"upstream": "nope"}, "'nope'"),
+        ({"upstream": "unknown:model"}, "'unknown:model'"),
+        ({"max_streams": 0}, "got 0"),
+        ({"heartbeat": -1}, "got -1"),
+        ({"pipeline": [1]}, "got 1"),
+        ({"pipeline": 5}, "got 5"),
+        ({"upstream_options": 5}, "got 5"),
+        ({"retention": float("nan")}, "got nan"),
     ):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match=named):  # names the bad value
             create_app(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="at least 8") as info:
+        create_app(token="short")
+    assert "short" not in str(info.value)  # a secret is not echoed
 
 
 # --------------------------------------------------------------------------- encoders

@@ -419,6 +419,9 @@ def test_register_preset() -> None:
             presets.register_preset("_test_words", [])
         with pytest.raises(ConfigError, match="another preset"):
             presets.register_preset("_test_nested", [{"preset": "safe"}])
+        for bad in ("chunk_by", 5):
+            with pytest.raises(ConfigError, match=f"got {bad!r}"):
+                presets.register_preset("_test_bad", bad)  # type: ignore[arg-type]
     finally:
         presets._PRESETS.pop("_test_words", None)
 

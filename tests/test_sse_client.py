@@ -171,6 +171,9 @@ def test_arguments_are_checked() -> None:
         {"decode": "json"},
         {"retry_ms": -5},
         {"last_event_id": "1\n2"},
+        {"headers": ["x"]},
+        {"token": 5},
+        {"timeout": "soon"},
     ):
         with pytest.raises(ConfigError):
             sse("http://127.0.0.1:1/", **kwargs)  # type: ignore[arg-type]

@@ -91,7 +91,7 @@ async def test_registered_reply_per_format_and_queue_priority(srv: ProviderServe
     first, last = srv.requests[0], srv.requests[-1]
     assert first.ended_at is not None
     assert first.started_at <= first.ended_at <= last.started_at
-    with pytest.raises(ValueError, match="unknown wire format"):
+    with pytest.raises(ConfigError, match="unknown wire format 'cohere'"):
         srv.register("cohere", Script(text="x"))
 
 

@@ -131,3 +131,9 @@ def test_completion_round_trips_through_json() -> None:
     )
     data = json.loads(json.dumps(completion.to_dict()))
     assert Completion.from_dict(data) == completion
+
+
+@pytest.mark.parametrize("text", ["x", "[1]", b"\xff", '"text"'])
+def test_invalid_token_json_raises_config_error(text: str | bytes) -> None:
+    with pytest.raises(ConfigError):
+        token_from_json(text)

@@ -178,6 +178,8 @@ def test_registry_api_and_errors() -> None:
         registry.add(weather, name="w2", timeout=0)
     with pytest.raises(ConfigError):
         ToolRegistry.coerce("weather")
+    with pytest.raises(ConfigError, match="got 42"):
+        ToolRegistry(42)  # type: ignore[arg-type]
     assert ToolRegistry.coerce(registry) is registry
 
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reactivex import Observable
 
-from rxtokens.errors import StreamError
+from rxtokens.errors import ConfigError, StreamError
 from rxtokens.operators import (
     aggregate,
     decode_anthropic,
@@ -93,6 +93,13 @@ def test_every_transcript_has_its_files_and_matches_its_script() -> None:
 def test_unknown_transcript_names_the_known_ones() -> None:
     with pytest.raises(KeyError, match="gemini_text"):
         load_transcript("nope")
+
+
+def test_unknown_wire_format_is_a_config_error_naming_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"'cohere'; known: \['openai_chat'"):
+        encode("cohere", Script(text="x"))
+    with pytest.raises(ConfigError, match="'cohere'"):
+        expected_completion(Script(text="x"), "cohere")
 
 
 def test_transcripts_have_the_promised_quirks() -> None:

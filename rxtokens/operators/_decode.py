@@ -22,13 +22,13 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import reactivex
 from pydantic_core import from_json as fast_loads
-from reactivex import Observable, abc
+from reactivex import Observable
 
 from ..errors import StreamDecodeError
 from ..sse import SseEvent
 from ..tokens import StreamToken
+from ._processor import processor_operator
 
 __all__ = [
     "Decoder",
@@ -97,54 +97,8 @@ def decoder_operator(
 ) -> Callable[[Observable[SseEvent]], Observable[StreamToken]]:
     """An operator that decodes `SseEvent` s with one ``factory()`` decoder per subscription.
 
-    Exceptions raised by ``feed`` / ``close`` go to ``on_error``; events after
-    an error are ignored (the upstream subscription is disposed by then).
+    A decoder is a `Processor`; exceptions raised by ``feed`` / ``close`` go to
+    ``on_error``, the upstream subscription is disposed and later events are
+    ignored.
     """
-
-    def _decode(source: Observable[SseEvent]) -> Observable[StreamToken]:
-        def subscribe(
-            observer: abc.ObserverBase[StreamToken], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            decoder = factory()
-            feed = decoder.feed
-            emit = observer.on_next
-            stopped = False
-
-            def on_next(event: SseEvent) -> None:
-                nonlocal stopped
-                if stopped:
-                    return
-                try:
-                    tokens = feed(event)
-                except Exception as exc:
-                    stopped = True
-                    observer.on_error(exc)
-                    return
-                for token in tokens:
-                    emit(token)
-
-            def on_error(error: Exception) -> None:
-                nonlocal stopped
-                if not stopped:
-                    stopped = True
-                    observer.on_error(error)
-
-            def on_completed() -> None:
-                nonlocal stopped
-                if stopped:
-                    return
-                stopped = True
-                try:
-                    tokens = decoder.close()
-                except Exception as exc:
-                    observer.on_error(exc)
-                    return
-                for token in tokens:
-                    emit(token)
-                observer.on_completed()
-
-            return source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-
-        return reactivex.create(subscribe)
-
-    return _decode
+    return processor_operator(factory)

@@ -30,7 +30,6 @@ from reactivex.disposable import (
 )
 from reactivex.scheduler import TimeoutScheduler, VirtualTimeScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
-from reactivex.testing import TestScheduler
 
 from ..errors import ConfigError
 from ..tokens import ReasoningDelta, RefusalDelta, TextDelta, ToolCallDelta
@@ -107,14 +106,15 @@ def schedule_at(
 ) -> abc.DisposableBase:
     """Run ``action(due)`` at time `due` (in the `clock_of` time base).
 
-    On a `TestScheduler` the action is scheduled at exactly `due` (no float
-    drift from relative arithmetic); elsewhere `due - now` seconds from now.
+    On a `VirtualTimeScheduler` (``TestScheduler``, ``HistoricalScheduler``) the
+    action is scheduled at exactly `due` on its clock (no float drift from
+    relative arithmetic); elsewhere `due - now` seconds from now.
     """
 
     def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
         action(due)
 
-    if type(scheduler) is TestScheduler:
+    if isinstance(scheduler, VirtualTimeScheduler):
         return scheduler.schedule_absolute(due, run)
     return scheduler.schedule_relative(max(0.0, due - now), run)
 

@@ -8,15 +8,12 @@ delivered the error passes through unchanged: re-sending would duplicate text.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
-from reactivex.scheduler import TimeoutScheduler
-from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 from ..errors import (
     AuthenticationError,
@@ -27,6 +24,7 @@ from ..errors import (
     StreamTimeoutError,
     TruncatedStreamError,
 )
+from ._pacing import default_scheduler
 
 __all__ = ["backoff_delay", "is_retryable", "retry_with_backoff_operator"]
 
@@ -53,15 +51,6 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, StreamTimeoutError) and error.phase in ("connect", "first_token")
 
 
-def _default_scheduler() -> abc.SchedulerBase:
-    """The running event loop's (retries of asyncio sources must run there), else a timer."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return TimeoutScheduler.singleton()
-    return AsyncIOThreadSafeScheduler(loop)
-
-
 def backoff_delay(attempt: int, base_delay: float, max_delay: float) -> float:
     """The exponential delay before retry number `attempt` (1-based), capped at `max_delay`.
 
@@ -84,6 +73,9 @@ def retry_with_backoff_operator(
     """The implementation of `rxtokens.operators.retry_with_backoff` (see there)."""
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
         raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    for name, value in (("base_delay", base_delay), ("max_delay", max_delay), ("jitter", jitter)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
     if not base_delay >= 0:
         raise ConfigError(f"base_delay must be >= 0, got {base_delay!r}")
     if not max_delay >= base_delay:
@@ -95,7 +87,7 @@ def retry_with_backoff_operator(
         def subscribe(
             observer: abc.ObserverBase[_T], scheduler_: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            timer_scheduler = scheduler or scheduler_ or _default_scheduler()
+            timer_scheduler = scheduler or scheduler_ or default_scheduler()
             current = SerialDisposable()
             timer = SerialDisposable()
             state: dict[str, Any] = {"attempt": 1, "delivered": False, "disposed": False}

@@ -305,9 +305,13 @@ class ToolRegistry:
         if isinstance(tools, Mapping):
             for name, function in tools.items():
                 self.add(function, name=name)
-        else:
+        elif isinstance(tools, Iterable) and not isinstance(tools, str):
             for item in tools:
                 self.add(item)
+        else:
+            raise ConfigError(
+                f"tools must be a list of callables or a {{name: callable}} dict, got {tools!r}"
+            )
 
     @classmethod
     def coerce(

@@ -92,6 +92,11 @@ def normalize_messages(messages: Messages) -> list[dict[str, Any]]:
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping) or "role" not in message:
             raise ConfigError(f"message {i} must be a dict with a 'role', got {message!r}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list, tuple)):
+            raise ConfigError(
+                f"message {i} 'content' must be a string or a list of parts, got {content!r}"
+            )
         result.append(dict(message))
     if not result:
         raise ConfigError("messages must not be empty")
@@ -105,6 +110,8 @@ def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str,
     """
     if tools is None:
         return []
+    if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
+        raise ConfigError(f"tools must be a list of tool dicts, got {tools!r}")
     result: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         if not isinstance(tool, Mapping):
@@ -159,8 +166,8 @@ class Provider(Protocol):
 class HttpProvider(ABC):
     """Base of the HTTP providers: key, base URL, timeouts, capabilities, health.
 
-    Subclasses set the class attributes and implement `build_request`, `decoder`
-    and `health_request`. Constructing one validates the configuration: a missing
+    Subclasses set the class attributes and implement `auth_headers`, `build_request`,
+    `decoder` and `health_url`. Constructing one validates the configuration: a missing
     API key for a remote base URL raises `ConfigError` naming the environment variable.
     """
 
@@ -177,6 +184,12 @@ class HttpProvider(ABC):
         timeout: Timeouts | float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        if base_url is not None and not isinstance(base_url, str):
+            raise ConfigError(f"base_url must be a string, got {base_url!r}")
+        if api_key is not None and not isinstance(api_key, str):
+            raise ConfigError(f"api_key must be a string, got {type(api_key).__name__}")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ConfigError(f"headers must be a dict of strings, got {headers!r}")
         url = (base_url or self._env_base_url() or self.default_base_url).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ConfigError(f"base_url must be an http(s) URL, got {url!r}")
@@ -213,6 +226,7 @@ class HttpProvider(ABC):
 
     @property
     def key_hint(self) -> str:
+        """How to configure the key (shown in authentication errors)."""
         return f"set {' or '.join(self.env_vars)} or pass api_key=..."
 
     @abstractmethod

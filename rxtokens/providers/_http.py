@@ -93,8 +93,10 @@ class Timeouts:
     def __post_init__(self) -> None:
         for name in ("connect", "first_token", "idle"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ConfigError(f"timeout {name} must be > 0 or None, got {value!r}")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
+            ):
+                raise ConfigError(f"timeout {name} must be a number > 0 or None, got {value!r}")
 
     @classmethod
     def coerce(cls, value: Timeouts | float | None) -> Timeouts:

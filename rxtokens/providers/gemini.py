@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from reactivex import Observable
 
+from ..errors import ConfigError
 from ..tokens import StreamToken
 from ._base import Capabilities, HttpProvider, Messages, normalize_messages, normalize_tools
 from ._http import Timeouts
@@ -72,7 +73,10 @@ class Gemini(HttpProvider):
         neutral = normalize_tools(tools)
         if neutral:
             body["tools"] = [{"functionDeclarations": neutral}]
-        config: dict[str, Any] = dict(params.pop("generation_config", None) or {})
+        given = params.pop("generation_config", None) or {}
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"generation_config must be a dict, got {given!r}")
+        config: dict[str, Any] = dict(given)
         for key in list(params):
             if key in GENERATION_CONFIG_NAMES:
                 value = params.pop(key)

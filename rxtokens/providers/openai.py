@@ -28,12 +28,26 @@ __all__ = [
 ]
 
 
-class OpenAIChat(HttpProvider):
+class _OpenAIProvider(HttpProvider):
+    """What the OpenAI APIs share: the bearer key, ``OPENAI_BASE_URL`` and the health URL."""
+
+    env_vars = ("OPENAI_API_KEY",)
+    default_base_url = "https://api.openai.com/v1"
+
+    def _env_base_url(self) -> str | None:
+        return os.environ.get("OPENAI_BASE_URL") or None
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+
+    def health_url(self) -> str:
+        return f"{self.base_url}/models"
+
+
+class OpenAIChat(_OpenAIProvider):
     """OpenAI Chat Completions (``POST {base_url}/chat/completions`` with ``stream: true``)."""
 
     name = "openai"
-    env_vars = ("OPENAI_API_KEY",)
-    default_base_url = "https://api.openai.com/v1"
     capabilities_ = Capabilities(
         tools=True, reasoning=False, usage_in_stream=True, multiple_choices=True
     )
@@ -49,12 +63,6 @@ class OpenAIChat(HttpProvider):
     ) -> None:
         super().__init__(api_key=api_key, base_url=base_url, timeout=timeout, headers=headers)
         self.include_usage = include_usage
-
-    def _env_base_url(self) -> str | None:
-        return os.environ.get("OPENAI_BASE_URL") or None
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
     def build_request(
         self,
@@ -81,9 +89,6 @@ class OpenAIChat(HttpProvider):
         from ..operators import decode_openai_chat
 
         return decode_openai_chat()
-
-    def health_url(self) -> str:
-        return f"{self.base_url}/models"
 
 
 class OpenAICompatible(OpenAIChat):
@@ -126,21 +131,13 @@ class OpenAICompatible(OpenAIChat):
         return None
 
 
-class OpenAIResponses(HttpProvider):
+class OpenAIResponses(_OpenAIProvider):
     """The OpenAI Responses API (``POST {base_url}/responses`` with ``stream: true``)."""
 
     name = "openai_responses"
-    env_vars = ("OPENAI_API_KEY",)
-    default_base_url = "https://api.openai.com/v1"
     capabilities_ = Capabilities(
         tools=True, reasoning=True, usage_in_stream=True, multiple_choices=False
     )
-
-    def _env_base_url(self) -> str | None:
-        return os.environ.get("OPENAI_BASE_URL") or None
-
-    def auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
 
     def build_request(
         self,
@@ -165,9 +162,6 @@ class OpenAIResponses(HttpProvider):
         from ..operators import decode_openai_responses
 
         return decode_openai_responses()
-
-    def health_url(self) -> str:
-        return f"{self.base_url}/models"
 
 
 def openai_chat(

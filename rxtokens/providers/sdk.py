@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from reactivex import Observable, abc
@@ -175,7 +175,7 @@ def _adapt(
 ) -> Observable[StreamToken]:
     if hasattr(stream, "__aiter__"):
         return _adapt_async(stream, provider)
-    if not hasattr(stream, "__iter__"):
+    if not hasattr(stream, "__iter__") or isinstance(stream, (str, bytes, Mapping)):
         raise ConfigError(
             f"expected an SDK stream (create(..., stream=True) or messages.stream()), "
             f"got {type(stream).__name__}"
@@ -267,6 +267,7 @@ def from_openai_stream(
 
     Raises:
         ProviderNotInstalledError: the ``openai`` package is missing.
+        ConfigError: `stream` is not an SDK stream (not iterable, or a str/bytes/dict).
 
     Example:
         >>> from openai import OpenAI  # doctest: +SKIP
@@ -291,6 +292,7 @@ def from_anthropic_stream(
 
     Raises:
         ProviderNotInstalledError: the ``anthropic`` package is missing.
+        ConfigError: `stream` is not an SDK stream (not iterable, or a str/bytes/dict).
 
     Example:
         >>> from anthropic import Anthropic  # doctest: +SKIP

@@ -136,6 +136,10 @@ def sse(
         raise ConfigError(
             f"last_event_id must be a string without CR, LF or NUL, got {last_event_id!r}"
         )
+    if headers is not None and not isinstance(headers, Mapping):
+        raise ConfigError(f"headers must be a dict of strings, got {headers!r}")
+    if token is not None and not isinstance(token, str):
+        raise ConfigError(f"token must be a string, got {type(token).__name__}")
     timeouts = Timeouts.coerce(timeout)
     base_headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
     base_headers.update(headers or {})

@@ -41,6 +41,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import ConfigError
 from .wire import Script, encode
 
 __all__ = [
@@ -337,9 +338,12 @@ class ProviderServer:
         """Answer every request of wire format `fmt` with `reply` when nothing is queued.
 
         `fmt` is one of ``openai_chat``, ``openai_responses``, ``anthropic``, ``gemini``.
+
+        Raises:
+            ConfigError: `fmt` is not one of those (a `ValueError`).
         """
         if fmt not in _PINGS:
-            raise ValueError(f"unknown wire format {fmt!r}; known: {', '.join(_PINGS)}")
+            raise ConfigError(f"unknown wire format {fmt!r}; known: {', '.join(_PINGS)}")
         with self._lock:
             self._registered[fmt] = reply if isinstance(reply, Reply) else Reply(script=reply)
 

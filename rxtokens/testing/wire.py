@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
 from ..tokens import Choice, Completion, ToolCall, Usage
 
 __all__ = [
@@ -860,19 +861,21 @@ def encode(fmt: str, script: Script, **options: Any) -> list[bytes]:
     """Dispatch to the encoder of wire format `fmt` (one of `FORMATS`).
 
     Raises:
-        ValueError: `fmt` is not a known format.
+        ConfigError: `fmt` is not a known format (a `ValueError`).
     """
+    _check_format(fmt)
     encoders: dict[str, Callable[..., list[bytes]]] = {
         "openai_chat": openai_chat_events,
         "openai_responses": openai_responses_events,
         "anthropic": anthropic_events,
         "gemini": gemini_events,
     }
-    try:
-        encoder = encoders[fmt]
-    except KeyError:
-        raise ValueError(f"unknown wire format {fmt!r}; known: {list(FORMATS)}") from None
-    return encoder(script, **options)
+    return encoders[fmt](script, **options)
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown wire format {fmt!r}; known: {list(FORMATS)}")
 
 
 def expected_completion(script: Script, fmt: str) -> Completion:
@@ -880,9 +883,11 @@ def expected_completion(script: Script, fmt: str) -> Completion:
 
     Only for scripts without ``error`` (an error yields no Completion).
     Tool call ids are those the encoder made (deterministic from ``seed``).
+
+    Raises:
+        ConfigError: `fmt` is not a known format (a `ValueError`).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown wire format {fmt!r}; known: {list(FORMATS)}")
+    _check_format(fmt)
     tool_ids = _tool_call_ids(script, fmt)
     tools = [
         ToolCall(i, tool_ids[i], call.name, dict(call.arguments))

@@ -1,8 +1,9 @@
 """The SSE parser and the decoders fuzzed at scale (hypothesis).
 
 - `SseParser` against an independent, line-by-line transcription of the WHATWG "event
-  stream interpretation" algorithm, on arbitrary bytes and on SSE-shaped input (fields,
-  comments, BOMs, CR / LF / CRLF, NULs, invalid UTF-8), cut into arbitrary chunks.
+  stream interpretation" algorithm (``tests/sse_reference.py``), on arbitrary bytes and
+  on SSE-shaped input (fields, comments, BOMs, CR / LF / CRLF, NULs, invalid UTF-8), cut
+  into arbitrary chunks.
 - Every provider decoder fed arbitrary JSON in arbitrary event types: it emits tokens or
   fails with an `RxTokensError` (a `StreamError` subclass), never ``KeyError``,
   ``TypeError`` ... (the operator would forward those, but callers catch the documented
@@ -28,6 +29,8 @@ from rxtokens.operators._decode_gemini import GeminiDecoder
 from rxtokens.operators._decode_openai import OpenAIChatDecoder, OpenAIResponsesDecoder
 from rxtokens.sse import SseEvent, SseParser
 
+from ..sse_reference import reference
+
 pytestmark = pytest.mark.timeout(900)
 
 
@@ -40,72 +43,7 @@ def _scale(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]
     )
 
 
-# --------------------------------------------------------------------------- reference
-
-
-def reference(stream: bytes) -> tuple[list[SseEvent], str]:
-    """WHATWG event stream interpretation, transcribed step by step (slow and plain).
-
-    Returns the dispatched events and the last event ID string at the end.
-    """
-    text = stream.decode("utf-8", "replace")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines: list[str] = []
-    current = ""
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == "\r":
-            lines.append(current)
-            current = ""
-            if i + 1 < len(text) and text[i + 1] == "\n":
-                i += 1
-        elif ch == "\n":
-            lines.append(current)
-            current = ""
-        else:
-            current += ch
-        i += 1
-    # `current` is an incomplete line at the end of the stream: discarded.
-    events: list[SseEvent] = []
-    data = ""
-    event_type = ""
-    id_buffer = ""
-    last_event_id = ""
-    retry: int | None = None
-    for line in lines:
-        if line == "":
-            last_event_id = id_buffer
-            if data == "":
-                event_type = ""
-                retry = None
-                continue
-            if data.endswith("\n"):
-                data = data[:-1]
-            events.append(SseEvent(event_type or "message", data, last_event_id, retry))
-            data = ""
-            event_type = ""
-            retry = None
-            continue
-        if line.startswith(":"):
-            continue
-        if ":" in line:
-            field, value = line.split(":", 1)
-            if value.startswith(" "):
-                value = value[1:]
-        else:
-            field, value = line, ""
-        if field == "event":
-            event_type = value
-        elif field == "data":
-            data += value + "\n"
-        elif field == "id":
-            if "\x00" not in value:
-                id_buffer = value
-        elif field == "retry" and value and all(c in "0123456789" for c in value):
-            retry = int(value)
-    return events, last_event_id
+# --------------------------------------------------------------------------- parser
 
 
 def parse_in_chunks(stream: bytes, cuts: list[int]) -> tuple[list[SseEvent], str]:
@@ -157,7 +95,8 @@ _CUTS = st.lists(st.integers(0, 400), max_size=12)
 
 
 def _check_parser(stream: bytes, cuts: list[int]) -> None:
-    assert parse_in_chunks(stream, cuts) == reference(stream)
+    expected = reference(stream)
+    assert parse_in_chunks(stream, cuts) == (expected.events, expected.last_event_id)
 
 
 @_scale(300)
@@ -179,7 +118,7 @@ def test_byte_by_byte_equals_whole(stream: bytes) -> None:
     parser = SseParser()
     events = [e for i in range(len(stream)) for e in parser.feed(stream[i : i + 1])]
     events.extend(parser.close())
-    assert events == reference(stream)[0]
+    assert events == reference(stream).events
 
 
 # --------------------------------------------------------------------------- decoders
