@@ -18,6 +18,7 @@ from reactivex import Observable
 from reactivex import abc as _abc
 from reactivex import operators as _ops
 
+from ..coalesce import TokenMerger as TokenMerger
 from ..errors import ConfigError as _ConfigError
 from ..sse import SseEvent, SseParser
 from ..tokens import Completion, StreamToken
@@ -48,7 +49,6 @@ from ._metrics import StreamMetrics as StreamMetrics
 from ._metrics import first_of_observable as _first_of_observable
 from ._metrics import metrics_operator as _metrics_operator
 from ._metrics import take_budget_operator as _take_budget_operator
-from ._pacing import TokenMerger as TokenMerger
 from ._pacing import frames_operator as _frames_operator
 from ._pacing import rate_limit_operator as _rate_limit_operator
 from ._pacing import smooth_operator as _smooth_operator

@@ -35,8 +35,8 @@ from reactivex.disposable import (
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 from reactivex.subject import BehaviorSubject
 
+from ..coalesce import TokenMerger
 from ..errors import BackpressureOverflowError, ConfigError
-from ._pacing import TokenMerger
 
 __all__ = [
     "AdaptiveFlowController",

@@ -31,12 +31,12 @@ from reactivex.disposable import (
 from reactivex.scheduler import TimeoutScheduler, VirtualTimeScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
+from ..coalesce import TokenMerger
 from ..errors import ConfigError
-from ..tokens import ReasoningDelta, RefusalDelta, TextDelta, ToolCallDelta
+from ..tokens import ReasoningDelta, RefusalDelta, TextDelta
 
 __all__ = [
     "Chunking",
-    "TokenMerger",
     "clock_of",
     "default_scheduler",
     "frames_operator",
@@ -117,109 +117,6 @@ def schedule_at(
     if isinstance(scheduler, VirtualTimeScheduler):
         return scheduler.schedule_absolute(due, run)
     return scheduler.schedule_relative(max(0.0, due - now), run)
-
-
-class _Run:
-    """Adjacent mergeable deltas waiting in a `TokenMerger` (joined once, on delivery)."""
-
-    __slots__ = ("first", "parts")
-
-    def __init__(self, first: Any, text: str) -> None:
-        self.first = first
-        self.parts = [text]
-
-    def build(self) -> Any:
-        first = self.first
-        joined = "".join(self.parts)
-        if type(first) is ToolCallDelta:
-            return first._replace(arguments=joined)
-        return type(first)(joined, first.index)
-
-
-class TokenMerger:
-    """A FIFO of pending tokens in which adjacent deltas are merged as they arrive.
-
-    Merged: adjacent `TextDelta` / `ReasoningDelta` / `RefusalDelta` of the
-    same kind and index (texts concatenated), and a `ToolCallDelta` without
-    ``id`` and ``name`` into the preceding fragment of the same call (same
-    ``choice`` and ``index``; arguments concatenated). Every other token is a
-    barrier kept in order. Nothing is lost: the concatenation of the output
-    equals that of the input, per kind and index. Merging costs O(1) per
-    token (text parts are joined once, when the item leaves the queue).
-
-    Example:
-        >>> from rxtokens.tokens import Finish
-        >>> m = TokenMerger()
-        >>> for t in [TextDelta("a"), TextDelta("b"), Finish("stop"), TextDelta("c")]:
-        ...     m.append(t)
-        >>> len(m)
-        3
-        >>> m.take_all()[0]
-        TextDelta(text='ab', index=0)
-    """
-
-    __slots__ = ("_items", "_tail_key")
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._tail_key: tuple[Any, ...] | None = None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def append(self, token: Any) -> None:
-        """Add `token` at the end, merging it into the last pending item when it can."""
-        kind = type(token)
-        if kind in _TEXT_KINDS:
-            key: tuple[Any, ...] = (kind, token.index)
-            text = token.text
-            joinable = True
-        elif kind is ToolCallDelta:
-            key = (kind, token.choice, token.index)
-            text = token.arguments
-            joinable = token.id is None and token.name is None
-        else:
-            self._items.append(token)
-            self._tail_key = None
-            return
-        items = self._items
-        if joinable and key == self._tail_key:
-            tail = items[-1]
-            if type(tail) is not _Run:
-                first_text = tail.arguments if kind is ToolCallDelta else tail.text
-                tail = items[-1] = _Run(tail, first_text)
-            tail.parts.append(text)
-        else:
-            items.append(token)
-            self._tail_key = key
-
-    def popleft(self) -> Any:
-        """Remove and return the oldest pending item (merged). Raises IndexError when empty."""
-        item = self._items.popleft()
-        if not self._items:
-            self._tail_key = None
-        return item.build() if type(item) is _Run else item
-
-    def pop(self) -> Any:
-        """Remove and return the newest pending item (merged). Raises IndexError when empty."""
-        item = self._items.pop()
-        self._tail_key = None  # conservative: the next token starts a new item
-        return item.build() if type(item) is _Run else item
-
-    def take_all(self) -> list[Any]:
-        """Remove and return every pending item (merged), oldest first."""
-        items = [item.build() if type(item) is _Run else item for item in self._items]
-        self._items.clear()
-        self._tail_key = None
-        return items
-
-    def clear(self) -> None:
-        """Forget everything pending."""
-        self._items.clear()
-        self._tail_key = None
 
 
 def chunk_pattern(chunking: Chunking) -> re.Pattern[str]:
