@@ -51,7 +51,7 @@ from .aio import ThreadSafeObserver
 from .broadcast import Broadcast
 from .errors import ConfigError, ProviderNotInstalledError, StreamError
 from .operators._aggregate import CompletionBuilder
-from .operators._pacing import clock_of, default_scheduler, schedule_at
+from .operators._scheduling import clock_of, default_scheduler, schedule_at
 from .tokens import (
     Choice,
     Completion,

@@ -98,7 +98,7 @@ class _Sub:
         self.on_error = on_error
         self.on_completed = on_completed
 
-    def replay(self, items: Iterable[tuple[int, Any]]) -> None:
+    def replay(self, items: Iterable[Sequenced]) -> None:
         emit = self.emit
         for seq, token in items:
             emit(seq, token)

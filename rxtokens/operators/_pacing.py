@@ -6,17 +6,14 @@ merges adjacent deltas). Time is read from the scheduler: a virtual-time
 scheduler (``reactivex.testing.TestScheduler``) through its clock, so tests are
 exact and deterministic; any real scheduler through `time.monotonic`.
 
-The module also holds two helpers shared with ``_backpressure`` and
-``_metrics``: `clock_of` (the time source of a scheduler) and `TokenMerger`
-(a queue of pending tokens whose adjacent deltas are merged).
+Scheduling helpers shared with other families live in ``_scheduling``; pending
+deltas are merged by the one coalescer (`rxtokens.coalesce`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
@@ -28,20 +25,16 @@ from reactivex.disposable import (
     SerialDisposable,
     SingleAssignmentDisposable,
 )
-from reactivex.scheduler import TimeoutScheduler, VirtualTimeScheduler
-from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 from ..coalesce import TokenMerger
 from ..errors import ConfigError
 from ..tokens import ReasoningDelta, RefusalDelta, TextDelta
+from ._scheduling import clock_of, default_scheduler, schedule_at
 
 __all__ = [
     "Chunking",
-    "clock_of",
-    "default_scheduler",
     "frames_operator",
     "rate_limit_operator",
-    "schedule_at",
     "smooth_operator",
 ]
 
@@ -56,67 +49,6 @@ _CHUNKINGS: dict[str, re.Pattern[str]] = {
 
 _TEXT_KINDS: frozenset[type] = frozenset({TextDelta, ReasoningDelta, RefusalDelta})
 _INF = float("inf")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def clock_of(scheduler: abc.SchedulerBase) -> Callable[[], float]:
-    """The time source, in seconds, that the operators of this family use for `scheduler`.
-
-    A `VirtualTimeScheduler` (``TestScheduler``, ``HistoricalScheduler``) is read
-    through its virtual clock, so tests are deterministic. Every other
-    scheduler runs in real time, measured with `time.monotonic` (the
-    schedulers' ``now`` is wall-clock time, which can jump).
-    """
-    if isinstance(scheduler, VirtualTimeScheduler):
-        virtual = scheduler
-        to_seconds = virtual.to_seconds
-
-        def read() -> float:
-            value = virtual.clock
-            if type(value) is float:
-                return value
-            if isinstance(value, int):
-                return float(value)
-            return float(to_seconds(value))
-
-        return read
-    return time.monotonic
-
-
-def default_scheduler() -> abc.SchedulerBase:
-    """The scheduler of a time-based operator given none (neither as argument nor at subscription).
-
-    Inside a running asyncio event loop: that loop (``AsyncIOThreadSafeScheduler``,
-    so timers fire on the loop thread, whatever thread the tokens come from);
-    otherwise ``TimeoutScheduler`` (timer threads).
-    """
-    loop = asyncio._get_running_loop()
-    if loop is not None:
-        return AsyncIOThreadSafeScheduler(loop)
-    return TimeoutScheduler.singleton()
-
-
-def schedule_at(
-    scheduler: abc.SchedulerBase,
-    due: float,
-    now: float,
-    action: Callable[[float], None],
-) -> abc.DisposableBase:
-    """Run ``action(due)`` at time `due` (in the `clock_of` time base).
-
-    On a `VirtualTimeScheduler` (``TestScheduler``, ``HistoricalScheduler``) the
-    action is scheduled at exactly `due` on its clock (no float drift from
-    relative arithmetic); elsewhere `due - now` seconds from now.
-    """
-
-    def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        action(due)
-
-    if isinstance(scheduler, VirtualTimeScheduler):
-        return scheduler.schedule_absolute(due, run)
-    return scheduler.schedule_relative(max(0.0, due - now), run)
 
 
 def chunk_pattern(chunking: Chunking) -> re.Pattern[str]:
