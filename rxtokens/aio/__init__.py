@@ -31,7 +31,7 @@ e.g. by ``concat``, see it too). Before pulling each item a source awaits
 source *later from elsewhere* (``subscribe_on``, ``delay_subscription``, a hot
 `Broadcast` connected by another consumer, a scheduler on another thread)
 break the link; the queue then cannot slow the source down and falls back to
-its overflow policy (`BackpressureOverflowError` once it holds ``maxsize`` items).
+its overflow policy (`BackpressureOverflowError` once it holds ``max_pending`` items).
 
 Example:
     >>> async def words():

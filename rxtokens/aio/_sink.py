@@ -43,16 +43,16 @@ class _Sink(Generic[T]):
         "dispose_requested",
         "flow",
         "loop",
-        "maxsize",
+        "max_pending",
         "queue",
         "subscription",
         "terminal",
         "waiter",
     )
 
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self.flow = FlowControl(high_water=maxsize) if maxsize > 0 else None
+    def __init__(self, max_pending: int) -> None:
+        self.max_pending = max_pending
+        self.flow = FlowControl(high_water=max_pending) if max_pending > 0 else None
         self.queue: deque[T] = deque()
         self.terminal: Any = None  # None, _COMPLETED or an exception
         self.waiter: asyncio.Future[None] | None = None
@@ -74,13 +74,13 @@ class _Sink(Generic[T]):
             return
         queue = self.queue
         flow = self.flow
-        if flow is not None and len(queue) >= self.maxsize and flow._sources == 0:
+        if flow is not None and len(queue) >= self.max_pending and flow._sources == 0:
             self.terminal = BackpressureOverflowError(
-                f"to_async_iterator() queue overflowed its capacity of {self.maxsize} items: "
+                f"to_async_iterator() queue overflowed its capacity of {self.max_pending} items: "
                 "the consumer is slower than the source and the source cannot be paused "
-                "(it is not pull-based); raise maxsize, consume faster, or put an "
+                "(it is not pull-based); raise max_pending, consume faster, or put an "
                 "on_backpressure_* operator in front",
-                capacity=self.maxsize,
+                capacity=self.max_pending,
             )
             self._wake()
             self.dispose_subscription()
@@ -164,29 +164,40 @@ class ObservableAsyncIterator(AsyncIterator[T], Generic[T]):
 
     __slots__ = ("_observable", "_sink", "_started")
 
-    def __init__(self, observable: Observable[T], *, maxsize: int = 256) -> None:
-        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 0:
-            raise ConfigError(f"maxsize must be an int >= 0 (0 = unbounded), got {maxsize!r}")
+    def __init__(
+        self, observable: Observable[T], *, max_pending: int = 256, maxsize: int | None = None
+    ) -> None:
+        if maxsize is not None:  # the former name of max_pending
+            max_pending = maxsize
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 0:
+            raise ConfigError(
+                f"max_pending must be an int >= 0 (0 = unbounded), got {max_pending!r}"
+            )
         self._observable = observable
-        self._sink: _Sink[T] = _Sink(maxsize)
+        self._sink: _Sink[T] = _Sink(max_pending)
         self._started = False
 
     def __repr__(self) -> str:
         sink = self._sink
         return (
-            f"ObservableAsyncIterator(maxsize={sink.maxsize}, queued={len(sink.queue)}, "
+            f"ObservableAsyncIterator(max_pending={sink.max_pending}, queued={len(sink.queue)}, "
             f"closed={sink.closed})"
         )
 
     @property
     def flow_control(self) -> FlowControl | None:
-        """The gate this iterator's queue drives (None when ``maxsize=0``)."""
+        """The gate this iterator's queue drives (None when ``max_pending=0``)."""
         return self._sink.flow
 
     @property
-    def maxsize(self) -> int:
+    def max_pending(self) -> int:
         """The queue's capacity (0: unbounded)."""
-        return self._sink.maxsize
+        return self._sink.max_pending
+
+    @property
+    def maxsize(self) -> int:
+        """The former name of `max_pending`."""
+        return self._sink.max_pending
 
     def qsize(self) -> int:
         """Items received but not yet consumed."""
@@ -230,20 +241,20 @@ class ObservableAsyncIterator(AsyncIterator[T], Generic[T]):
 
 
 def to_async_iterator(
-    observable: Observable[T], *, maxsize: int = 256
+    observable: Observable[T], *, max_pending: int = 256, maxsize: int | None = None
 ) -> ObservableAsyncIterator[T]:
     """Iterate an Observable with ``async for``, through a bounded queue.
 
     The subscription starts at the first ``__anext__`` (inside the running
     loop). Items may be pushed from any thread; they are queued in order and
-    the consumer is woken thread-safely. When the queue holds ``maxsize``
+    the consumer is woken thread-safely. When the queue holds ``max_pending``
     items its `FlowControl` pauses, so pull-based sources of the pipeline
     (`from_async_iterable`, see the module docstring) stop reading; it resumes
-    at ``maxsize // 2``. An item already pulled may still expand into several
+    at ``max_pending // 2``. An item already pulled may still expand into several
     (a network chunk into many tokens), so with a pull-based source the queue
-    can briefly exceed ``maxsize``. A source that cannot be paused and
+    can briefly exceed ``max_pending``. A source that cannot be paused and
     overflows the queue fails with `BackpressureOverflowError` (``capacity``
-    = maxsize) after the queued items, instead of growing without bound.
+    = max_pending) after the queued items, instead of growing without bound.
 
     Errors are re-raised in the consumer after the items before them. Leaving
     the loop early should close the iterator: ``await it.aclose()``, ``async
@@ -252,15 +263,16 @@ def to_async_iterator(
 
     Args:
         observable: the source.
-        maxsize: queue capacity; 0 means unbounded (no flow control, no overflow).
+        max_pending: queue capacity; 0 means unbounded (no flow control, no overflow).
+        maxsize: the former name of `max_pending` (still accepted).
 
     Raises:
-        ConfigError: `maxsize` is not an int >= 0.
+        ConfigError: `max_pending` is not an int >= 0.
 
     Example:
         >>> async def main(pipeline):
-        ...     async with to_async_iterator(pipeline, maxsize=64) as tokens:
+        ...     async with to_async_iterator(pipeline, max_pending=64) as tokens:
         ...         async for token in tokens:
         ...             print(token)
     """
-    return ObservableAsyncIterator(observable, maxsize=maxsize)
+    return ObservableAsyncIterator(observable, max_pending=max_pending, maxsize=maxsize)
