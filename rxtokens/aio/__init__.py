@@ -41,7 +41,7 @@ Example:
     'Hello'
 """
 
-from ._await import EmptyStreamError, collect, first, last, run, to_list
+from ._await import EmptyStreamError, collect, first, last, run, run_sync, to_list
 from ._flow import FlowControl, current_flow_control, flow_control_scope
 from ._sink import ObservableAsyncIterator, to_async_iterator
 from ._source import from_async_iterable
@@ -60,6 +60,7 @@ __all__ = [
     "last",
     "observe_on_loop",
     "run",
+    "run_sync",
     "to_async_iterator",
     "to_list",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, cast
 
 from reactivex import Observable, abc
@@ -237,11 +237,6 @@ def run(source: RunSource, *, timeout: float | None = None) -> Completion:
     Example:
         >>> completion = run(lambda: stream("openai:gpt-4o-mini", "Hi"))  # doctest: +SKIP
     """
-    if _get_running_loop() is not None:
-        raise ConfigError(
-            "rxtokens.aio.run() cannot be called while an event loop is running in this thread "
-            "(Jupyter, async code); use `await rxtokens.aio.collect(observable)` instead"
-        )
     if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
         raise ConfigError(f"timeout must be a number >= 0 or None, got {timeout!r}")
     if not isinstance(source, abc.ObservableBase) and not callable(source):
@@ -278,4 +273,32 @@ def run(source: RunSource, *, timeout: float | None = None) -> Completion:
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         return await collect(cast(Observable[StreamToken], target), timeout=remaining)
 
+    return run_sync(main, "rxtokens.aio.run()", "await rxtokens.aio.collect(observable)")
+
+
+def run_sync(main: Callable[[], Coroutine[Any, Any, T]], caller: str, instead: str) -> T:
+    """The one synchronous runner: ``asyncio.run(main())``, refused inside a running loop.
+
+    `run`, `rxtokens.broadcast.stream_to_sync`, ``PipelineSpec.run`` and the
+    CLI are built on it.
+
+    Args:
+        main: builds the coroutine to run (inside the new loop).
+        caller: the public function's name, for the error message.
+        instead: what to await instead in async code, for the error message.
+
+    Raises:
+        ConfigError: an event loop is already running in this thread.
+
+    Example:
+        >>> async def answer() -> int:
+        ...     return 42
+        >>> run_sync(answer, "answer()", "await answer()")
+        42
+    """
+    if _get_running_loop() is not None:
+        raise ConfigError(
+            f"{caller} cannot be called while an event loop is running in this thread "
+            f"(Jupyter, async code); use `{instead}` instead"
+        )
     return asyncio.run(main())

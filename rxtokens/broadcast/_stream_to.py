@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeAlias, cast
 
 from reactivex import Observable, abc
 
+from ..aio import run_sync
 from ..errors import ConfigError
 from ..tokens import Completion
 from ._delivery import DEFAULT_MAX_PENDING, BroadcastIterator
@@ -127,7 +128,7 @@ def stream_to_sync(
     policy: Literal["coalesce", "drop_newest", "drop_latest", "error"] = "coalesce",
     max_pending: int = DEFAULT_MAX_PENDING,
 ) -> Completion:
-    """The blocking twin of `stream_to`, for scripts: runs its own event loop (`asyncio.run`).
+    """The blocking twin of `stream_to`, for scripts: runs its own loop (`rxtokens.aio.run_sync`).
 
     `source` may also be a zero-argument function returning the Observable,
     so that sources that need the event loop are built inside it (as with
@@ -145,15 +146,6 @@ def stream_to_sync(
         Hi
         'Hi'
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigError(
-            "stream_to_sync() cannot be called while an event loop is running in this thread "
-            "(Jupyter, async code); use `await stream_to(...)` instead"
-        )
     if not isinstance(source, (Observable, Broadcast)) and not callable(source):
         raise ConfigError(
             f"stream_to_sync() needs an Observable, a Broadcast or a function returning one, "
@@ -164,4 +156,4 @@ def stream_to_sync(
         target = source if isinstance(source, (Observable, Broadcast)) else source()
         return await stream_to(target, *sinks, policy=policy, max_pending=max_pending)
 
-    return asyncio.run(main())
+    return run_sync(main, "stream_to_sync()", "await stream_to(...)")
