@@ -187,6 +187,10 @@ class Coalescer:
             tail = items[-1]
             if type(tail) is not _Run:
                 tail = items[-1] = self._run(key, tail)
+            if kind in _TEXT_KINDS:  # the frequent case, inline
+                tail.parts.append(token.text)  # type: ignore[union-attr]
+                tail.seq = seq
+                return
             if tail.add(seq, token):
                 return
         items.append(Sequenced(seq, token) if self._sequenced else token)

@@ -8,7 +8,8 @@ the process (Redis Streams: ``XADD`` with the seq as entry id, ``XREAD BLOCK``,
 ring does:
 
 * `TokenLog.append` (producer side, synchronous and cheap: an implementation
-  that talks to a server buffers and flushes on its own) numbers a token;
+  that talks to a server buffers and flushes on its own) adds a token; the
+  n-th token appended has seq n;
 * `TokenLog.close` writes the end marker (`LogEnd`: the error, or the final
   `Completion` when it is known);
 * `TokenLog.read` returns what is retained after a seq, now, without waiting;
@@ -21,8 +22,8 @@ list of everything).
 
 Example:
     >>> log = MemoryTokenLog(retain=2)
-    >>> [log.append(t) for t in "abc"]
-    [1, 2, 3]
+    >>> for t in "abc":
+    ...     log.append(t)
     >>> log.read(after=0)
     LogRead(entries=[Sequenced(seq=2, token='b'), Sequenced(seq=3, token='c')], first=2, end=None)
 """
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from .errors import ConfigError
@@ -84,8 +86,8 @@ class TokenLog(Protocol):
     def end(self) -> LogEnd | None:
         """The end marker, once the log was closed."""
 
-    def append(self, token: Any) -> int:
-        """Number `token` and keep it (subject to retention); returns its seq."""
+    def append(self, token: Any) -> None:
+        """Keep `token` (subject to retention): the n-th token appended has seq n."""
 
     def close(self, end: LogEnd) -> None:
         """Write the end marker (once; later calls are ignored)."""
@@ -106,41 +108,50 @@ class MemoryTokenLog:
             and the end marker); N keeps the last N (a ring).
 
     Thread-safe for one writer and any number of readers; `wait` must be
-    awaited in an event loop (a writer on another thread wakes it).
+    awaited in an event loop (a writer on another thread wakes it). Writers
+    call ``log.append(token)`` each time: `wait` swaps in a waking `append`
+    while someone waits, so a cached bound method would not wake it.
 
     Example:
         >>> log = MemoryTokenLog()
-        >>> log.append("x"), log.append("y")
-        (1, 2)
+        >>> log.append("x")
+        >>> log.append("y")
         >>> log.close(LogEnd())
         >>> log.read(after=1).entries, log.end
         ([Sequenced(seq=2, token='y')], LogEnd(error=None, completion=None))
     """
 
-    __slots__ = ("_end", "_entries", "_lock", "_retain", "_seq", "_waiters", "append")
+    __slots__ = ("_end", "_entries", "_fast", "_lock", "_retain", "_seq", "_waiters", "append")
 
     def __init__(self, retain: int | None = None) -> None:
-        if retain is not None and (isinstance(retain, bool) or not isinstance(retain, int)):
-            raise ConfigError(f"retain must be None or a non-negative int, got {retain!r}")
-        if retain is not None and retain < 0:
+        if retain is not None and (
+            isinstance(retain, bool) or not isinstance(retain, int) or retain < 0
+        ):
             raise ConfigError(f"retain must be None or a non-negative int, got {retain!r}")
         self._retain = retain
-        self._seq = 0
+        self._seq = 0  # ring / retain=0 only: a list's seq is its length
         self._end: LogEnd | None = None
         self._lock = threading.Lock()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._entries: list[Any] | deque[Any] | None
+        # The per-token path is the callable chosen here, with no branch per token: for
+        # retain=None it is list.append itself (benchmarks/fanout.py measures it).
+        self._fast: Callable[[Any], None]
         if retain is None:
             self._entries = []
+            self._fast = self._entries.append
         elif retain == 0:
             self._entries = None
+            self._fast = self._count
         else:
             self._entries = deque(maxlen=retain)
-        # The per-token path is the bound method chosen here: no branch per token.
-        self.append = self._append if self._entries is not None else self._count
+            self._fast = self._ring
+        self.append: Callable[[Any], None] = self._fast  # `wait` swaps in `_append_and_wake`
 
     def __repr__(self) -> str:
-        return f"MemoryTokenLog(retain={self._retain!r}, last_seq={self._seq}, ended={self.ended})"
+        return (
+            f"MemoryTokenLog(retain={self._retain!r}, last_seq={self.last_seq}, ended={self.ended})"
+        )
 
     @property
     def retain(self) -> int | None:
@@ -150,7 +161,8 @@ class MemoryTokenLog:
     @property
     def last_seq(self) -> int:
         """The seq of the latest token (0 before the first)."""
-        return self._seq
+        entries = self._entries
+        return len(entries) if type(entries) is list else self._seq
 
     @property
     def end(self) -> LogEnd | None:
@@ -168,18 +180,16 @@ class MemoryTokenLog:
         entries = self._entries
         return entries if type(entries) is list else None
 
-    def _append(self, token: Any) -> int:
+    def _ring(self, token: Any) -> None:
         self._seq += 1
         self._entries.append(token)  # type: ignore[union-attr]
-        if self._waiters:
-            self._wake()
-        return self._seq
 
-    def _count(self, token: Any) -> int:
+    def _count(self, token: Any) -> None:
         self._seq += 1
-        if self._waiters:
-            self._wake()
-        return self._seq
+
+    def _append_and_wake(self, token: Any) -> None:
+        self._fast(token)
+        self._wake()
 
     def close(self, end: LogEnd) -> None:
         """Write the end marker (once)."""
@@ -193,13 +203,12 @@ class MemoryTokenLog:
         Example:
             >>> log = MemoryTokenLog(retain=0)
             >>> log.append("x")
-            1
             >>> log.read()
             LogRead(entries=[], first=2, end=None)
         """
         entries = self._entries
         retained = [] if entries is None else list(entries)
-        first = self._seq - len(retained) + 1  # seq of retained[0]
+        first = self.last_seq - len(retained) + 1  # seq of retained[0]
         skip = max(0, after + 1 - first)
         return LogRead(
             [Sequenced(seq, token) for seq, token in enumerate(retained[skip:], first + skip)],
@@ -213,7 +222,7 @@ class MemoryTokenLog:
         Example:
             >>> async def demo() -> int:
             ...     log = MemoryTokenLog()
-            ...     asyncio.get_running_loop().call_soon(log.append, "x")
+            ...     asyncio.get_running_loop().call_soon(lambda: log.append("x"))
             ...     await log.wait(after=0)
             ...     return log.last_seq
             >>> asyncio.run(demo())
@@ -221,15 +230,17 @@ class MemoryTokenLog:
         """
         loop = asyncio.get_running_loop()
         with self._lock:
-            if self._seq > after or self._end is not None:
+            if self.last_seq > after or self._end is not None:
                 return
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, future))
+            self.append = self._append_and_wake
         await future
 
     def _wake(self) -> None:
         with self._lock:
             waiters, self._waiters = self._waiters, []
+            self.append = self._fast
         for loop, future in waiters:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_resolve, future)

@@ -30,7 +30,8 @@ def test_read_returns_the_retained_entries_after_a_seq(
     retain: int | None, count: int, after: int
 ) -> None:
     log = MemoryTokenLog(retain)
-    assert [log.append(f"t{i}") for i in range(count)] == list(range(1, count + 1))
+    for i in range(count):
+        log.append(f"t{i}")
     kept = count if retain is None else min(retain, count)
     first = count - kept + 1
     entries, oldest, end = log.read(after)

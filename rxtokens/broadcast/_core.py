@@ -53,7 +53,6 @@ class BroadcastCore(Generic[_T]):
 
     __slots__ = (
         "_answer",
-        "_append",
         "_end",
         "_errors",
         "_feed",
@@ -89,7 +88,6 @@ class BroadcastCore(Generic[_T]):
         self.done = False
         self._seq = 0
         self._log = log
-        self._append = log.append
         self._answer = Answer(log.tokens if isinstance(log, MemoryTokenLog) else None)
         self._feed = self._answer.feed
         self._upstream = SingleAssignmentDisposable()
@@ -103,7 +101,8 @@ class BroadcastCore(Generic[_T]):
         with self._lock:
             if self.done:
                 return
-            self._seq = self._append(token)
+            self._seq += 1
+            self._log.append(token)
             feed = self._feed
             if feed is not None:
                 feed(token)
