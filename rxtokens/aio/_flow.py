@@ -171,7 +171,7 @@ class FlowControl:
             waiters, self._waiters = self._waiters, []
             state = self._state
         for fut in waiters:
-            _resolve_threadsafe(fut)
+            resolve_threadsafe(fut)
         if state is not None:
             state.on_next(False)
 
@@ -214,7 +214,9 @@ def _resolve(fut: asyncio.Future[None]) -> None:
         fut.set_result(None)
 
 
-def _resolve_threadsafe(fut: asyncio.Future[None]) -> None:
+def resolve_threadsafe(fut: asyncio.Future[None]) -> None:
+    """Resolve `fut` (with None) from any thread: directly on its loop's thread, else through
+    ``call_soon_threadsafe``; a closed loop has nobody waiting."""
     loop = fut.get_loop()
     if _get_running_loop() is loop:
         _resolve(fut)

@@ -15,7 +15,7 @@ from ..errors import (
     BackpressureOverflowError,
     ConfigError,
 )
-from ._flow import FlowControl, _resolve_threadsafe, flow_control_scope
+from ._flow import FlowControl, flow_control_scope, resolve_threadsafe
 
 T = TypeVar("T")
 
@@ -65,7 +65,7 @@ class _Sink(Generic[T]):
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
-            _resolve_threadsafe(waiter)
+            resolve_threadsafe(waiter)
 
     # producer side (any thread)
 

@@ -14,15 +14,16 @@ called ``max_pending`` everywhere.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, Literal, Protocol, TypeAlias
 
 from reactivex import abc
 
+from ..aio._flow import resolve_threadsafe
 from ..coalesce import Coalescer
 from ..errors import ConfigError
 from ..token_log import Sequenced
@@ -323,13 +324,7 @@ class _AsyncSink(_Queued):
         if waiter is None:
             return None
         self.waiter = None
-        loop = self.loop
-
-        def wake() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-                loop.call_soon_threadsafe(_resolve, waiter)
-
-        return wake
+        return partial(resolve_threadsafe, waiter)
 
     async def next(self) -> Any:
         while True:
