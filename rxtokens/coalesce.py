@@ -174,25 +174,30 @@ class Coalescer:
     def append(self, token: Any, seq: int = 0) -> None:
         """Add `token` at the end, merging it into the newest pending item when it can."""
         kind = type(token)
-        if kind in _TEXT_KINDS:
-            key: tuple[Any, ...] | None = (kind, token.index)
-        elif kind is ToolCallDelta:
-            key = (kind, token.choice, token.index)
-        elif kind is Usage and self._merge_usage:
-            key = (kind,)
-        else:
-            key = None
         items = self._items
-        if key is not None and key == self._tail_key:
-            tail = items[-1]
-            if type(tail) is not _Run:
-                tail = items[-1] = self._run(key, tail)
-            if kind in _TEXT_KINDS:  # the frequent case, inline
+        key: tuple[Any, ...] | None
+        if kind in _TEXT_KINDS:  # the frequent case: merged inline
+            key = (kind, token.index)
+            if key == self._tail_key:
+                tail = items[-1]
+                if type(tail) is not _Run:
+                    tail = items[-1] = self._run(key, tail)
                 tail.parts.append(token.text)  # type: ignore[union-attr]
                 tail.seq = seq
                 return
-            if tail.add(seq, token):
-                return
+        else:
+            if kind is ToolCallDelta:
+                key = (kind, token.choice, token.index)
+            elif kind is Usage and self._merge_usage:
+                key = (kind,)
+            else:
+                key = None
+            if key is not None and key == self._tail_key:
+                tail = items[-1]
+                if type(tail) is not _Run:
+                    tail = items[-1] = self._run(key, tail)
+                if tail.add(seq, token):
+                    return
         items.append(Sequenced(seq, token) if self._sequenced else token)
         self._tail_key = key
 
@@ -208,10 +213,11 @@ class Coalescer:
 
     def popleft(self) -> Any:
         """Remove and return the oldest pending item (merged). Raises IndexError when empty."""
-        item = self._items.popleft()
-        if not self._items:
+        items = self._items
+        item = items.popleft()
+        if not items:
             self._tail_key = None
-        return self._seal(item)
+        return item if type(item) is not _Run else self._seal(item)
 
     def pop(self) -> Any:
         """Remove and return the newest pending item (merged). Raises IndexError when empty."""
