@@ -441,7 +441,7 @@ async def test_access_log_masks_tokens(caplog: pytest.LogCaptureFixture) -> None
 
 
 def test_error_messages_for_clients_mask_secrets() -> None:
-    from rxtokens.server import _describe
+    from rxtokens.server.errors import _describe
 
     error = RuntimeError("upstream said: bad key sk-proj-abcdefghijkl (token the-token-123)")
     kind, message = _describe(error, ("the-token-123",))
