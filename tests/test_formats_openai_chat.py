@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from rxtokens.server import (
+import rxtokens.server
+from rxtokens.formats.openai_chat import (
+    DONE_EVENT,
     ChatChunkEncoder,
     chat_completion_body,
+    openai_finish_reason,
+    sse_data,
 )
-from rxtokens.testing.server import default_script
 from rxtokens.tokens import Completion, Finish, TextDelta, ToolCall, ToolCallDelta, Usage
-
-EXPECTED = default_script("hi").text
 
 
 def test_chat_chunk_encoder_maps_tokens_to_openai_chunks() -> None:
@@ -55,3 +56,20 @@ def test_chat_completion_body() -> None:
     assert message["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"x": 1}'}
     assert body["choices"][0]["finish_reason"] == "tool_calls"
     assert body["usage"]["total_tokens"] == 3
+
+
+def test_framing_and_finish_reasons() -> None:
+    assert sse_data([{"a": "é"}, {"b": None}]) == 'data: {"a": "é"}\n\ndata: {"b": null}\n\n'
+    assert sse_data([]) == ""
+    assert DONE_EVENT == b"data: [DONE]\n\n"
+    assert [openai_finish_reason(r) for r in (None, "tool_use", "SAFETY", "??")] == [
+        "stop",
+        "tool_calls",
+        "content_filter",
+        "stop",
+    ]
+
+
+def test_the_server_re_exports_them() -> None:
+    assert rxtokens.server.ChatChunkEncoder is ChatChunkEncoder
+    assert rxtokens.server.chat_completion_body is chat_completion_body

@@ -9,11 +9,7 @@ import aiohttp
 import pytest
 
 from rxtokens.providers import close_sessions
-from rxtokens.server import (
-    app_token,
-    create_app,
-    start_server,
-)
+from rxtokens.server import app_token, create_app, start_server
 from rxtokens.testing import Reply
 from rxtokens.testing.server import default_script
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from rxtokens.testing import Reply
-from rxtokens.testing.server import default_script
 
 from .server_helpers import running
-
-EXPECTED = default_script("hi").text
 
 
 async def test_the_proxy_cancels_the_upstream_when_its_client_leaves() -> None:

@@ -7,13 +7,7 @@ import logging
 import aiohttp
 import pytest
 
-from rxtokens.server import (
-    create_app,
-    start_server,
-)
-from rxtokens.testing.server import default_script
-
-EXPECTED = default_script("hi").text
+from rxtokens.server import create_app, start_server
 
 
 async def test_access_log_masks_tokens(caplog: pytest.LogCaptureFixture) -> None:
