@@ -192,7 +192,7 @@ def aggregate() -> Callable[[Observable[StreamToken]], Observable[Completion]]:
     arguments that are not a JSON object at completion fail the stream with a
     `StreamDecodeError` naming the tool and the offending text (with ``.partial``).
 
-    The incremental core is `rxtokens.operators._aggregate.CompletionBuilder`
+    The incremental core is `rxtokens.completion.CompletionBuilder`
     (``add(token)``, ``build()``), for code that needs "the completion so far".
 
     Marble diagram::
