@@ -1,6 +1,7 @@
 """Headless Chromium driven over the DevTools protocol (no extra dependency), for browser tests.
 
-`browser()` starts Chromium (``CHROMIUM``; None when it is not installed: skip),
+`require_chromium()` finds Chromium (a missing one skips the test locally and fails
+it in CI, see ``tests/requirements.py``), `browser()` starts it,
 `open_page()` opens a tab as a `Page` (``call`` a DevTools method, evaluate ``js``,
 ``wait_for`` a condition, take a ``screenshot`` into ``artifacts/``).
 """
@@ -22,7 +23,15 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+from .requirements import require_executable
+
+
+def require_chromium() -> str:
+    """The Chromium executable: skip the test when it is missing (fail in CI)."""
+    found = shutil.which("chromium-browser")  # another distribution's name
+    return found or require_executable("chromium", "Debian: apt-get install chromium")
+
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 _NAVIGATING = ("navigated or closed", "Cannot find context", "Execution context was destroyed")
@@ -90,13 +99,13 @@ class Page:
 @contextlib.asynccontextmanager
 async def browser() -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
     """Start headless Chromium; yield a session and the DevTools HTTP base URL."""
-    assert CHROMIUM is not None
+    chromium = require_chromium()
     # ignore_cleanup_errors: a helper process of chromium may still be writing its profile
     with tempfile.TemporaryDirectory(
         prefix="rxtokens-chromium-", ignore_cleanup_errors=True
     ) as profile:
         proc = await asyncio.create_subprocess_exec(
-            CHROMIUM,
+            chromium,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",

@@ -7,8 +7,10 @@ serves the same bytes to both (real headless Chromium) and compares.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ import pytest
 import reactivex
 from aiohttp import web
 
-import rxtokens.operators  # noqa: F401  (registers the operators' token kinds)
+import rxtokens.formats
 from rxtokens.errors import ProviderError, StreamDecodeError
 from rxtokens.formats.events import (
     PING,
@@ -43,7 +45,7 @@ from rxtokens.tokens import (
     token_to_dict,
 )
 
-from .chromium import CHROMIUM, browser, open_page
+from .chromium import browser, open_page, require_chromium
 
 EVENTS_JS = Path(__file__).resolve().parent.parent / "rxtokens" / "static" / "events.js"
 
@@ -180,6 +182,23 @@ def test_malformed_events() -> None:
     assert decode_event(SseEvent("ping", "x")) is None
 
 
+def test_the_formats_depend_on_no_transport() -> None:
+    """Pure modules: the standard library and rxtokens' errors, sse and tokens only."""
+    for path in sorted(Path(rxtokens.formats.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                continue  # another format
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert node.module in ("errors", "sse", "tokens"), (path.name, node.module)
+            elif isinstance(node, ast.ImportFrom):
+                top = (node.module or "").split(".")[0]
+                assert top in sys.stdlib_module_names or top == "__future__", (path.name, top)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    top = alias.name.split(".")[0]
+                    assert top in sys.stdlib_module_names, (path.name, alias.name)
+
+
 def test_the_page_knows_every_token_type() -> None:
     match = re.search(r"TOKEN_TYPES = Object\.freeze\(\[(.*?)\]\)", EVENTS_JS.read_text(), re.S)
     assert match is not None
@@ -198,8 +217,8 @@ new Promise((resolve) => {
 """
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 async def test_the_page_and_the_python_decoder_agree() -> None:
+    require_chromium()  # skipped locally without it, a failure in CI
     connections: dict[str, int] = {}
 
     async def serve_case(request: web.Request) -> web.StreamResponse:

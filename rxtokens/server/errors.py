@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..broadcast import BroadcastCancelledError
+from ..errors import BroadcastCancelledError
 from ..providers._http import redact
 from .state import ServerState
 

@@ -11,7 +11,8 @@ from typing import Any, Protocol, TypeAlias
 from aiohttp import web
 from reactivex import Observable, abc
 
-from ..broadcast import Broadcast, BroadcastCancelledError
+from ..broadcast import Broadcast
+from ..errors import BroadcastCancelledError
 from ..tokens import Completion, StreamToken
 
 __all__ = ["STATE_KEY", "Operator", "ServerState", "UpstreamFactory", "app_token"]

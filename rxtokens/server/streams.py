@@ -21,8 +21,8 @@ from typing import Any
 from aiohttp import web
 from reactivex import Observable, abc
 
-from ..broadcast import Broadcast, BroadcastCancelledError, Sequenced
-from ..errors import ConfigError
+from ..broadcast import Broadcast, Sequenced
+from ..errors import BroadcastCancelledError, ConfigError
 from ..formats.events import PING, done_event, error_event, retry_block, token_event
 from ..spec import PipelineSpec, parse_launch
 from ..tokens import Completion, StreamToken
