@@ -41,7 +41,8 @@ Example:
     'Hello'
 """
 
-from ._await import EmptyStreamError, collect, first, last, run, run_sync, to_list
+from ..errors import EmptyStreamError
+from ._await import collect, first, last, run, run_sync, to_list
 from ._flow import FlowControl, current_flow_control, flow_control_scope
 from ._sink import ObservableAsyncIterator, to_async_iterator
 from ._source import from_async_iterable

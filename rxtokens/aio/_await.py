@@ -11,9 +11,10 @@ from typing import Any, TypeVar, cast
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
+from ..completion import CompletionBuilder, attach_partial
 from ..errors import (
     ConfigError,
-    RxTokensError,
+    EmptyStreamError,
     StreamError,
     StreamTimeoutError,
 )
@@ -24,10 +25,6 @@ T = TypeVar("T")
 
 
 _get_running_loop = asyncio._get_running_loop  # C-accelerated; None outside a running loop
-
-
-class EmptyStreamError(RxTokensError, LookupError):
-    """`first` or `last` awaited an Observable that completed without emitting anything."""
 
 
 # --- flow control ---------------------------------------------------------------------------
@@ -180,10 +177,6 @@ async def collect(
         raise ConfigError(
             f"collect() needs an Observable of tokens, got {type(observable).__name__}"
         )
-    # late import: importing the operators package from here at module level would make
-    # every operator module that uses rxtokens.aio part of an import cycle
-    from ..operators._aggregate import CompletionBuilder
-
     builder = CompletionBuilder()
     add = builder.add
 
@@ -198,8 +191,7 @@ async def collect(
             async with asyncio.timeout(timeout):
                 await _consume(observable, keep)
     except StreamError as exc:
-        with contextlib.suppress(Exception):
-            exc.with_partial(builder.build(strict=False))
+        attach_partial(exc, builder)
         raise
     except TimeoutError:
         raise StreamTimeoutError(

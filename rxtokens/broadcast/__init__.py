@@ -87,8 +87,9 @@ Example:
     'Hello'
 """
 
+from ..errors import BroadcastCancelledError, ReplayGapError
 from ..token_log import Sequenced
-from ._core import BroadcastCancelledError, OnGap, ReplayGapError
+from ._core import OnGap
 from ._delivery import BroadcastIterator, OverflowPolicy
 from ._hub import Broadcast, Replay
 from ._stream_to import Sink, stream_to, stream_to_sync

@@ -17,8 +17,7 @@ from typing import Any
 
 from reactivex import abc
 
-from ..errors import StreamError
-from ..operators._aggregate import CompletionBuilder
+from ..completion import CompletionBuilder, attach_partial
 from ..tokens import Completion
 from ._delivery import _reject, _resolve
 
@@ -69,9 +68,7 @@ class Answer:
 
     def attach_partial(self, error: Exception) -> None:
         """Give a `StreamError` the completion so far as ``.partial`` (never raises)."""
-        if isinstance(error, StreamError):
-            with contextlib.suppress(Exception):  # never hide the original error
-                error.with_partial(self.builder().build(strict=False))
+        attach_partial(error, self.builder())
 
     def result(self, end: Exception | None) -> tuple[Completion | None, Exception | None]:
         """The final answer of a stream that ended with `end` (built once, when first asked)."""

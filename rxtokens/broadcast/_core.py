@@ -12,12 +12,12 @@ from reactivex.disposable import Disposable, SingleAssignmentDisposable
 from reactivex.subject import Subject
 
 from ..aio import flow_control_scope
-from ..errors import BackpressureOverflowError, RxTokensError, StreamError
+from ..errors import BackpressureOverflowError, BroadcastCancelledError, ReplayGapError
 from ..token_log import LogEnd, MemoryTokenLog, Sequenced, TokenLog
 from ._answer import Answer
 from ._delivery import _noop, _Queued, _Sub
 
-__all__ = ["BroadcastCancelledError", "BroadcastCore", "OnGap", "ReplayGapError"]
+__all__ = ["BroadcastCore", "OnGap"]
 
 logger = logging.getLogger("rxtokens.broadcast")
 
@@ -27,19 +27,6 @@ _IDLE, _RUNNING, _DONE = 0, 1, 2
 
 OnGap: TypeAlias = Literal["error", "oldest"]
 """What `Broadcast.sequenced` does when asked to resume before the retained history."""
-
-
-class ReplayGapError(RxTokensError, LookupError):
-    """`Broadcast.sequenced` was asked to resume after a seq older than the retained history."""
-
-    def __init__(self, message: str, *, after: int, oldest: int) -> None:
-        super().__init__(message)
-        self.after = after
-        self.oldest = oldest
-
-
-class BroadcastCancelledError(StreamError):
-    """The broadcast stopped before its upstream ended (last subscriber left, or `cancel()`)."""
 
 
 class BroadcastCore(Generic[_T]):

@@ -11,11 +11,11 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from ..errors import ConfigError
+from ..errors import BroadcastCancelledError, ConfigError, ReplayGapError
 from ..token_log import MemoryTokenLog, Sequenced, TokenLog
 from ..tokens import Completion
 from ._answer import notify
-from ._core import BroadcastCancelledError, BroadcastCore, OnGap, ReplayGapError
+from ._core import BroadcastCore, OnGap
 from ._delivery import (
     DEFAULT_MAX_PENDING,
     QUEUED_POLICIES,

@@ -22,6 +22,7 @@ from ..coalesce import TokenMerger as TokenMerger
 from ..errors import ConfigError as _ConfigError
 from ..sse import SseEvent, SseParser
 from ..tokens import Completion, StreamToken
+from ..tokens import PartialToolCall as PartialToolCall
 from ..tokens import TextDelta as _TextDelta
 from ._adaptive import AdaptiveFlowController as AdaptiveFlowController
 from ._adaptive import AdaptiveIterator as AdaptiveIterator
@@ -52,7 +53,6 @@ from ._metrics import take_budget_operator as _take_budget_operator
 from ._pacing import frames_operator as _frames_operator
 from ._pacing import rate_limit_operator as _rate_limit_operator
 from ._pacing import smooth_operator as _smooth_operator
-from ._partial_json import PartialToolCall as PartialToolCall
 from ._partial_json import parse_partial_arguments as parse_partial_arguments
 from ._partial_json import (
     partial_tool_arguments_operator as _partial_tool_arguments_operator,
@@ -192,7 +192,7 @@ def aggregate() -> Callable[[Observable[StreamToken]], Observable[Completion]]:
     arguments that are not a JSON object at completion fail the stream with a
     `StreamDecodeError` naming the tool and the offending text (with ``.partial``).
 
-    The incremental core is `rxtokens.operators._aggregate.CompletionBuilder`
+    The incremental core is `rxtokens.completion.CompletionBuilder`
     (``add(token)``, ``build()``), for code that needs "the completion so far".
 
     Marble diagram::
