@@ -164,7 +164,8 @@ class Broadcast(BroadcastCore[_T]):
             on_completed: called at the end (ignored when `observer` is one).
             on_next: called per token (ignored when `observer` is one).
             policy: ``"block"`` (inline on the producer's thread) or, with a
-                `scheduler`, ``"coalesce"``, ``"drop_newest"`` (alias ``"drop_latest"``) or ``"error"``.
+                `scheduler`, ``"coalesce"``, ``"drop_newest"`` (alias
+                ``"drop_latest"``) or ``"error"``.
             max_pending: how many live tokens may wait for a queued subscriber.
             scheduler: where a queued subscriber is called (a UI loop, a
                 `reactivex.scheduler.eventloop.AsyncIOThreadSafeScheduler` ...).
