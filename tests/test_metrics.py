@@ -18,7 +18,14 @@ from rxtokens.operators import (
     metrics,
     take_budget,
 )
-from rxtokens.tokens import Finish, ReasoningDelta, TextDelta, ToolCallDelta, Usage
+from rxtokens.tokens import (
+    Finish,
+    ReasoningDelta,
+    StepBoundary,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 on_next = ReactiveTest.on_next
 on_completed = ReactiveTest.on_completed
@@ -116,6 +123,28 @@ def test_metrics_dispose_publishes_a_final_summary() -> None:
     assert snapshots[0].elapsed == 8
     assert snapshots[0].chunks == 2
     assert not s._queue
+
+
+@pytest.mark.parametrize(
+    ("sum_steps", "output", "input_", "estimated"), [(False, 3, 9, False), (True, 10, 14, True)]
+)
+def test_metrics_sum_steps_adds_up_the_usage_of_each_step(
+    sum_steps: bool, output: int, input_: int, estimated: bool
+) -> None:
+    # two responses (run_agent's): within a step the latest Usage counts, never both
+    tokens = [
+        TextDelta("a"),
+        Usage(5, None),
+        Usage(5, 7, estimated=True),
+        StepBoundary(1, "tool_calls"),
+        TextDelta("b"),
+        Usage(9, 3),
+    ]
+    stats = StreamMetrics(sum_steps=sum_steps)
+    reactivex.from_iterable(tokens).pipe(metrics(stats)).subscribe()
+    snap = stats.snapshot()
+    assert (snap.output_tokens, snap.input_tokens) == (output, input_)
+    assert snap.usage_estimated is estimated
 
 
 def test_metrics_callback_errors_fail_the_stream() -> None:

@@ -113,9 +113,11 @@ def test_updates_are_bounded_by_fps_and_the_last_one_has_everything(
 
     assert handle.done
     times = pub.times
-    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # frames while streaming are 1/fps apart; the final frame comes at the end, at once
+    gaps = [b - a for a, b in itertools.pairwise(times[:-1])]
     # (the TestScheduler keeps due times at microsecond resolution)
     assert all(gap >= 1 / fps - 1e-6 for gap in gaps), gaps
+    assert times[-1] == pytest.approx(3.0)
     # first display, at most fps frames per second of streaming, the final frame
     assert len(times) <= 1 + math.ceil(2.0 * fps) + 2
     assert len(times) >= 2.0 * fps - 1  # and it did update while streaming
@@ -144,27 +146,28 @@ def test_a_burst_is_coalesced_into_few_updates(shell: InteractiveShell) -> None:
     )
     handle = display_stream(source, fps=15, scheduler=scheduler)
     scheduler.start()
-    # the display; the first token at once (its slot was free); one final frame with the rest
+    # the display; the first token at once (its slot was free); one final frame with the rest,
+    # at once too: the stream ended (the frame timer's pending frame is folded into it)
     assert len(pub.outputs) == 3
     assert markdown_of(pub.outputs[1]).startswith("0,\n")
-    assert pub.times == [0.0, 1.0, pytest.approx(1.0 + 1 / 15, abs=1e-6)]
+    assert pub.times == [0.0, 1.0, 1.0]
     assert handle.text == "".join(f"{i}," for i in range(90))
     assert markdown_of(pub.outputs[-1]).startswith(handle.text)
 
 
-def test_the_final_frame_waits_for_the_next_slot_but_always_comes(shell: InteractiveShell) -> None:
+def test_the_final_frame_comes_at_once_when_the_stream_ends(shell: InteractiveShell) -> None:
     scheduler = TestScheduler()
     pub = recorder(shell, scheduler)
-    # fps=2: slots at 0, 0.5, 1.0 ...; tokens at 0.6 (published at once), end at 0.7
+    # fps=2: tokens at 0.6 (published at once), the end at 0.7 (inside the frame: shown at once)
     source = scheduler.create_cold_observable(
         on_next(0.6, TextDelta("Hello")), on_next(0.7, Finish("stop")), on_completed(0.7)
     )
     handle = display_stream(source, fps=2, scheduler=scheduler)
-    scheduler.advance_to(1.05)
+    scheduler.advance_to(0.65)
     assert pub.times == [0.0, 0.6]
     assert not handle.done
-    scheduler.start()
-    assert pub.times == [0.0, 0.6, pytest.approx(1.1)]
+    scheduler.advance_to(0.7)
+    assert pub.times == [0.0, 0.6, pytest.approx(0.7)]
     assert handle.done
     assert "finished: stop" in markdown_of(pub.outputs[-1])
     assert "Hello" in markdown_of(pub.outputs[1])
@@ -179,7 +182,7 @@ def test_nothing_is_published_while_idle(shell: InteractiveShell) -> None:
     )
     display_stream(source, fps=10, scheduler=scheduler)
     scheduler.start()
-    assert pub.times == [0.0, 1.0, 50.0, pytest.approx(50.1)]
+    assert pub.times == [0.0, 1.0, 50.0, 50.0]  # (the last one: the final frame)
 
 
 # --------------------------------------------------------------------------- status line

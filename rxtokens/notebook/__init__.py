@@ -74,10 +74,12 @@ def display_stream(
     """Render a token stream live in the cell output; await the handle for the `Completion`.
 
     Subscribes at once and shows the text as Markdown, updated in place. Tokens
-    are coalesced into frames: the output is published at most `fps` times per
-    second (the first display included), and the final frame (the complete
-    text with the finish reason, or the partial text with the error) always
-    follows the end of the stream, at the next free slot.
+    are coalesced into frames (``frames(fps)``): while the stream runs the
+    output is updated at most `fps` times per second, and the final frame (the
+    complete text with the finish reason, or the partial text with the error)
+    is shown as soon as the stream ends. The status line's figures are those
+    of ``metrics()`` (``StreamMetrics(sum_steps=True)``: the usage of every
+    response of a ``run_agent`` stream, added up).
 
     With a loop running in the calling thread (any notebook cell), notifications
     from worker threads are handed over to it, so llama.cpp and other threaded

@@ -7,27 +7,27 @@ import contextlib
 import html
 import json
 import logging
-import math
 import sys
 import threading
 from collections.abc import Generator
 from typing import Any
 
-import reactivex
 from reactivex import Observable, abc
-from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
+from reactivex import operators as rx_ops
+from reactivex.disposable import SingleAssignmentDisposable
 
-from ..aio import ThreadSafeObserver
+from ..aio import observe_on_loop
 from ..completion import CompletionBuilder, attach_partial
 from ..errors import ConfigError
-from ..operators._scheduling import clock_of, default_scheduler, schedule_at
+from ..operators._metrics import StreamMetrics, metrics_operator
+from ..operators._pacing import frames_operator
+from ..operators._scheduling import default_scheduler
 from ..tokens import (
     Choice,
     Completion,
     Finish,
     ToolCall,
     ToolCallDelta,
-    Usage,
 )
 from ._events import (
     _CONTENT_KINDS,
@@ -57,6 +57,12 @@ class StreamDisplay:
     `asyncio.CancelledError` after `cancel`). Cancelling the ``await`` (interrupting
     the cell) cancels the stream.
 
+    Built from the operators users have: the stream goes through
+    ``metrics(StreamMetrics(sum_steps=True))`` (the status line's figures) and
+    ``frames(fps)`` (the frame timer: the output is published when a frame is
+    delivered); the display records each token before the frame timer, so a
+    frame shows everything received so far.
+
     Attributes:
         updates: how many times the output was published (the first display included).
     """
@@ -70,26 +76,20 @@ class StreamDisplay:
         scheduler: abc.SchedulerBase | None,
         loop: asyncio.AbstractEventLoop | None,
     ) -> None:
-        self._interval = 1.0 / fps
+        self._fps = fps
         self._show_status = show_status
         self._show_tools = show_tools
         self._loop = loop
         self._scheduler = scheduler if scheduler is not None else default_scheduler()
-        self._clock = clock_of(self._scheduler)
+        self._stats = StreamMetrics(sum_steps=True)  # tokens, TTFT, tokens/s, total time
         self._lock = threading.RLock()
         self._builder = CompletionBuilder()  # the whole stream (what `await` returns)
         self._sections = [_Section()]  # one per response (run_agent streams several)
-        self._content = 0
         self._finish: str | None = None
-        self._start = self._clock()
-        self._first: float | None = None
-        self._last: float | None = None
-        self._end: float | None = None
-        self._last_publish = -math.inf
-        self._timer: abc.DisposableBase | None = None
-        self._dirty = False
+        self._dirty = False  # recorded since the last publish
         self._state = "waiting"  # waiting, streaming, completed, error, cancelled
-        self._closing = False  # the end arrived; the final frame may still be pending
+        self._ending = False  # the end passed the recorder: the final frame follows at once
+        self._closing = False  # the end arrived (the final frame is published with it)
         self._completion: Completion | None = None
         self._error: BaseException | None = None
         self._done = threading.Event()
@@ -101,7 +101,7 @@ class StreamDisplay:
     def __repr__(self) -> str:
         return (
             f"<StreamDisplay {self._state}: {len(self.text)} characters, "
-            f"{self._content} tokens, {self.updates} updates>"
+            f"{self._stats.content_tokens} tokens, {self.updates} updates>"
         )
 
     def _ipython_display_(self) -> None:
@@ -204,51 +204,52 @@ class StreamDisplay:
         if _shell_active():
             display_functions = _import_ipython_display()
             self._handle = display_functions.display(self._bundle(), raw=True, display_id=True)
-            self._count_publish()
+            self.updates += 1
 
     def _subscribe(self, source: Observable[Any]) -> None:
-        observer: abc.ObserverBase[Any] = reactivex.Observer(
-            self._on_next, self._on_error, self._on_completed
+        if self._loop is not None:  # worker-thread sources: everything below runs on the loop
+            source = source.pipe(observe_on_loop(self._loop))
+        pipeline = source.pipe(
+            metrics_operator(self._stats, scheduler=self._scheduler),
+            rx_ops.do_action(self._on_token, self._on_end, self._on_end),
+            frames_operator(self._fps, self._scheduler),
         )
-        safe: ThreadSafeObserver[Any] | None = None
-        if self._loop is not None:
-            safe = ThreadSafeObserver(observer, self._loop)
-            observer = safe
         try:
-            subscription = source.subscribe(observer)
+            subscription = pipeline.subscribe(self._on_frame, self._on_error, self._on_completed)
         except Exception as exc:
             self._on_error(exc)
             raise
-        if safe is not None:
-            self._subscription.disposable = CompositeDisposable(safe, subscription)
-        else:
-            self._subscription.disposable = subscription
+        self._subscription.disposable = subscription
 
-    def _on_next(self, token: Any) -> None:
+    def _on_token(self, token: Any) -> None:
+        """Record a token (before the frame timer: a frame shows everything so far)."""
         with self._lock:
             if self._closing:
                 return
             try:
                 self._record(token)
-            except Exception as exc:  # a malformed token: fail like aggregate() would
+            except Exception:  # a malformed token: fail like aggregate() would
                 log.debug("display_stream: cannot record %r", token, exc_info=True)
-                self._subscription.dispose()
-                self._on_error(exc)
-                return
+                self._ending = True
+                raise  # (do_action sends it downstream as the stream's error)
             self._dirty = True
-            self._frame()
+
+    def _on_end(self, _error: Exception | None = None) -> None:
+        """The end passed the recorder: the frame timer's last flush is not published."""
+        self._ending = True
+
+    def _on_frame(self, _token: Any) -> None:
+        """A frame from `frames()`: publish it (once per flush, and not the end's flush)."""
+        with self._lock:
+            if self._dirty and not self._ending and not self._closing:
+                self._publish()
 
     def _record(self, token: Any) -> None:
-        now = self._clock()
         self._builder.add(token)
         section = self._sections[-1]
         section.builder.add(token)
-        if isinstance(token, _CONTENT_KINDS):
-            self._content += 1
-            if self._first is None:
-                self._first = now
-                self._state = "streaming"
-            self._last = now
+        if self._state == "waiting" and isinstance(token, _CONTENT_KINDS):
+            self._state = "streaming"
         kind = type(token)
         if kind is ToolCallDelta:
             key = (token.choice, token.index)
@@ -272,8 +273,6 @@ class StreamDisplay:
                 event.name, event.args = token.name, args
             event.complete = True
             section.calls[key] = event
-        elif kind is Usage:
-            section.usage = token
         elif kind is Finish:
             if token.index == 0:
                 self._finish = token.reason
@@ -305,31 +304,11 @@ class StreamDisplay:
     # ------------------------------------------------------------------ frames
 
     def _close(self, state: str, error: BaseException | None) -> None:
-        """The end (called with the lock held): show the final frame at the next slot."""
+        """The end (called with the lock held): show the final frame at once."""
         self._closing = True
         self._state = state
         self._error = error
-        self._end = self._clock()
-        self._dirty = True
-        if self._timer is not None:
-            self._timer.dispose()
-            self._timer = None
-        self._frame()
-
-    def _frame(self) -> None:
-        """Publish now if a frame slot is free, else make sure a timer will (lock held)."""
-        now = self._clock()
-        due = self._last_publish + self._interval
-        if now >= due:
-            self._publish()
-        elif self._timer is None:
-            self._timer = schedule_at(self._scheduler, due, now, self._on_timer)
-
-    def _on_timer(self, _due: float) -> None:
-        with self._lock:
-            self._timer = None
-            if self._dirty:
-                self._publish()
+        self._publish()
 
     def _publish(self) -> None:
         self._dirty = False
@@ -337,17 +316,13 @@ class StreamDisplay:
         try:
             if self._handle is not None:
                 self._handle.update(self._bundle(), raw=True)
-                self._count_publish()
+                self.updates += 1
             elif final:
                 print(self._render_plain(), file=sys.stdout)
         except Exception:  # the display must never break the stream
             log.warning("display_stream: publishing the frame failed", exc_info=True)
         if final:
             self._resolve()
-
-    def _count_publish(self) -> None:
-        self.updates += 1
-        self._last_publish = self._clock()
 
     def _resolve(self) -> None:
         self._done.set()
@@ -411,24 +386,19 @@ class StreamDisplay:
 
     def _status_fields(self) -> list[str]:
         fields: list[str] = []
-        usages = [
-            section.usage
-            for section in self._sections
-            if section.usage is not None and section.usage.output_tokens is not None
-        ]
-        if usages:  # provider-reported, summed over the responses
-            tokens = sum(usage.output_tokens or 0 for usage in usages)
-            estimated = any(usage.estimated for usage in usages)
-            fields.append(f"{tokens} tokens" + (" (estimated)" if estimated else ""))
+        snap = self._stats.snapshot()
+        if snap.output_tokens is not None:  # provider-reported, summed over the responses
+            tokens = snap.output_tokens
+            estimated = " (estimated)" if snap.usage_estimated else ""
+            fields.append(f"{tokens} tokens{estimated}")
         else:
-            tokens = self._content
-            fields.append(f"{tokens} tokens" if self._content else "no tokens yet")
-        if self._first is not None:
-            fields.append(f"first token {_fmt_seconds(self._first - self._start)}")
-            if self._last is not None and self._last > self._first and tokens > 1:
-                fields.append(f"{tokens / (self._last - self._first):.1f} tokens/s")
-        end = self._end if self._end is not None else self._clock()
-        fields.append(f"{_fmt_seconds(max(0.0, end - self._start))} total")
+            tokens = snap.content_tokens
+            fields.append(f"{tokens} tokens" if tokens else "no tokens yet")
+        if snap.time_to_first_token is not None:
+            fields.append(f"first token {_fmt_seconds(snap.time_to_first_token)}")
+            if snap.tokens_per_second is not None and tokens > 1:
+                fields.append(f"{snap.tokens_per_second:.1f} tokens/s")
+        fields.append(f"{_fmt_seconds(max(0.0, snap.elapsed))} total")
         return fields
 
     def _headline(self) -> tuple[str, str]:
@@ -440,7 +410,7 @@ class StreamDisplay:
             error = self._error
             name = type(error).__name__
             message = str(error).splitlines()[0] if str(error) else ""
-            received = " (partial text above)" if self._content else ""
+            received = " (partial text above)" if self._stats.content_tokens else ""
             return "❌", f"{name}: {message}{received}"
         if state == "cancelled":
             return "⏹️", "cancelled"

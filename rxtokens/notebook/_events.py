@@ -16,7 +16,6 @@ from ..tokens import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
-    Usage,
 )
 
 _CONTENT_KINDS = (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, ToolCall)
@@ -145,13 +144,12 @@ class _Event:
 class _Section:
     """One response of the stream: its text and its events (run_agent streams several)."""
 
-    __slots__ = ("builder", "calls", "events", "usage")
+    __slots__ = ("builder", "calls", "events")
 
     def __init__(self) -> None:
         self.builder = CompletionBuilder()
         self.events: list[_Event] = []
         self.calls: dict[tuple[int, int], _Event] = {}
-        self.usage: Usage | None = None
 
 
 def _event_for(token: Any) -> _Event | None:

@@ -28,6 +28,7 @@ from ..tokens import (
     Finish,
     ReasoningDelta,
     RefusalDelta,
+    StepBoundary,
     TextDelta,
     ToolCall,
     ToolCallDelta,
@@ -127,6 +128,11 @@ class StreamMetrics:
     then as a uniform reservoir sample of that size (Vitter's algorithm R,
     seeded, so results are reproducible).
 
+    Usage: `output_tokens` / `input_tokens` are those of the latest `Usage`.
+    With ``sum_steps=True``, for a stream of several responses separated by
+    `StepBoundary` (``run_agent``'s), the latest `Usage` of each step is added
+    up, so they count the whole run (`usage_estimated`: any step estimated).
+
     Example:
         >>> stats = StreamMetrics()
         >>> stats.snapshot().tokens
@@ -134,6 +140,9 @@ class StreamMetrics:
     """
 
     __slots__ = (
+        "_base_estimated",
+        "_base_input",
+        "_base_output",
         "_clock",
         "_draw",
         "_latencies",
@@ -143,6 +152,7 @@ class StreamMetrics:
         "_random",
         "_reservoir_size",
         "_subject",
+        "_sum_steps",
         "bytes",
         "characters",
         "chunks",
@@ -159,12 +169,13 @@ class StreamMetrics:
         "usage_estimated",
     )
 
-    def __init__(self, *, reservoir_size: int = RESERVOIR_SIZE) -> None:
+    def __init__(self, *, reservoir_size: int = RESERVOIR_SIZE, sum_steps: bool = False) -> None:
         if isinstance(reservoir_size, bool) or not isinstance(reservoir_size, int):
             raise ConfigError(f"reservoir_size must be an int >= 1, got {reservoir_size!r}")
         if reservoir_size < 1:
             raise ConfigError(f"reservoir_size must be an int >= 1, got {reservoir_size!r}")
         self._reservoir_size = reservoir_size
+        self._sum_steps = bool(sum_steps)
         self._lock = threading.Lock()
         self._subject: Subject[MetricsSnapshot] = Subject()
         self.errors = 0
@@ -184,6 +195,8 @@ class StreamMetrics:
         self.output_tokens: int | None = None
         self.input_tokens: int | None = None
         self.usage_estimated = False
+        self._base_output = self._base_input = 0  # the earlier steps' (sum_steps)
+        self._base_estimated = False
         self.itl_samples = 0
         self._latencies: list[float] = []
         self._random = random.Random(0)
@@ -233,12 +246,16 @@ class StreamMetrics:
             self._non_content += 1
             if kind is Usage:
                 if token.output_tokens is not None:
-                    self.output_tokens = token.output_tokens
-                    self.usage_estimated = token.estimated
+                    self.output_tokens = self._base_output + token.output_tokens
+                    self.usage_estimated = token.estimated or self._base_estimated
                 if token.input_tokens is not None:
-                    self.input_tokens = token.input_tokens
+                    self.input_tokens = self._base_input + token.input_tokens
             elif kind is Finish:
                 self.finish_reason = token.reason
+            elif kind is StepBoundary and self._sum_steps:
+                self._base_output = self.output_tokens or 0
+                self._base_input = self.input_tokens or 0
+                self._base_estimated = self.usage_estimated
             return
         last = self.last_at
         self.last_at = now
