@@ -58,7 +58,9 @@ from pydantic import (
 from reactivex import Observable
 
 from . import launch as _launch
+from .broadcast import stream_to
 from .errors import ConfigError
+from .providers import close_sessions
 from .registry import (
     ParamError,
     TokenSink,
@@ -81,6 +83,7 @@ __all__ = [
     "SourceSpec",
     "SpecError",
     "parse_launch",
+    "parse_operators",
 ]
 
 LaunchSyntaxError = _launch.LaunchSyntaxError
@@ -358,8 +361,6 @@ class PipelineSpec(_Spec):
         Raises:
             StreamError: the stream failed (with ``.partial``).
         """
-        from .broadcast import stream_to
-
         sinks = self.build_sinks()
         try:
             return await stream_to(self.build(), *[s.on_next for s in sinks], *extra)
@@ -385,8 +386,6 @@ class PipelineSpec(_Spec):
             )
 
         async def main() -> Completion:
-            from .providers import close_sessions
-
             try:
                 if timeout is None:
                     return await self.arun(*extra)
@@ -610,3 +609,34 @@ def parse_launch(text: str) -> PipelineSpec:
         error = _spec_error(exc)
         position = _element_position(elements, len(operators), error.errors[0])
         raise SpecError(error.errors, excerpt=_launch.caret_excerpt(text, position)) from None
+
+
+def parse_operators(text: str) -> list[OperatorSpec]:
+    """Parse operators alone, in launch-string syntax (no source, no sinks).
+
+    Raises:
+        LaunchSyntaxError: the string does not follow the grammar, or names a source or sink.
+        SpecError: an invalid operator (caret under it).
+
+    Example:
+        >>> [op.name for op in parse_operators("smooth delay=0.02 ! preset name=safe")]
+        ['smooth', 'preset']
+    """
+    specs: list[OperatorSpec] = []
+    for i, element in enumerate(_launch.parse(text)):
+        if ":" in element.name or is_sink(element.name):
+            raise _launch.LaunchSyntaxError(
+                f"expected an operator (no source, no sink), got {element.name!r}",
+                text,
+                element.position,
+            )
+        try:
+            specs.append(
+                OperatorSpec.model_validate({"name": element.name, "params": element.properties})
+            )
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("operators", i, *e["loc"])} for e in _spec_error(exc).errors]
+            field = str(errors[0].get("field") or "").split(".")[0].split("[")[0]
+            position = element.key_positions.get(field, element.position)
+            raise SpecError(errors, excerpt=_launch.caret_excerpt(text, position)) from None
+    return specs

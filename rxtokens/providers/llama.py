@@ -76,16 +76,19 @@ from ..aio import ThreadSafeObserver
 from ..errors import ConfigError, ProviderError, ProviderNotInstalledError, RxTokensError
 from ..tokens import Finish, StreamToken, TextDelta, Usage
 from ._base import Capabilities, HealthResult, normalize_messages
+from ._record import ProviderRecord
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
 __all__ = [
     "CAPABILITIES",
+    "RECORD",
     "LlamaProvider",
     "Utf8Stream",
     "clear_model_cache",
     "llama",
+    "llama_stream",
     "load_model",
 ]
 
@@ -430,6 +433,53 @@ class LlamaProvider:
         except ProviderNotInstalledError as exc:
             return HealthResult(False, None, str(exc), self.name)
         return HealthResult(True, None, f"llama-cpp-python {llama_cpp.__version__}", self.name)
+
+
+def llama_stream(
+    model: str,
+    messages: str | Sequence[Mapping[str, Any]],
+    *,
+    chat: bool = True,
+    max_tokens: int | None = 256,
+    temperature: float = 0.8,
+    seed: int | None = None,
+    stop: str | list[str] | None = None,
+    n_ctx: int = 2048,
+    **params: Any,
+) -> Observable[StreamToken]:
+    """A local GGUF model in-process through llama-cpp-python (the model is the file's path).
+
+    Args:
+        model: the path of the ``.gguf`` file.
+        messages: a prompt or messages.
+        chat: format the prompt with the model's chat template (False: plain completion).
+        max_tokens: the most tokens to generate (None: until the context is full).
+        temperature: sampling temperature; 0 is greedy.
+        seed: sampling seed (None: random).
+        stop: string(s) that end generation.
+        n_ctx: context size.
+        **params: load and sampling parameters of llama-cpp-python (``n_threads``, ``top_k`` ...).
+    """
+    return llama(
+        model,
+        messages,
+        chat=chat,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        stop=stop,
+        n_ctx=n_ctx,
+        **params,
+    )
+
+
+RECORD = ProviderRecord(
+    "llama",
+    LlamaProvider,
+    llama_stream,
+    capabilities=CAPABILITIES,
+)
+"""The local llama.cpp provider: the model is the ``.gguf`` path (no default), no key."""
 
 
 def _stop_list(stop: str | Sequence[str] | None) -> list[str]:
