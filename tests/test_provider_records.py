@@ -280,3 +280,24 @@ def test_records_compare_by_identity() -> None:
     assert {record: 1}[record] == 1
     assert record.names == ("gemini",)
     assert RECORDS["openai"].names == ("openai", "openai_chat")
+
+
+def test_the_production_path_does_not_import_the_testing_package() -> None:
+    """``testing`` is found through its entry point only when someone asks for it."""
+    code = """
+import sys
+import rxtokens
+from rxtokens.server import create_app
+from rxtokens.spec import parse_launch
+rxtokens.stream("openai:gpt-4o-mini", "hi", api_key="k")
+parse_launch("anthropic prompt=hi base_url=http://127.0.0.1:9 ! preset name=safe").build()
+create_app(upstream="gemini:g", upstream_options={"api_key": "k"}, pipeline="smooth delay=0.01")
+assert "rxtokens.testing" not in sys.modules, "imported too early"
+rxtokens.stream("testing:demo", "hi")
+assert "rxtokens.testing.loopback" in sys.modules
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr

@@ -210,7 +210,7 @@ async def run_assistant_demo(
         first, final = demo_scripts()
         before = len(srv.requests)
         srv.queue(Reply(script=first, delay=delay), Reply(script=final, delay=delay))
-        base_url = srv.base_url_for(record.wire_format or provider)
+        base_url = srv.base_url_for(provider)
         model = record.default_model
 
         def source(messages: Sequence[dict[str, Any]]) -> Observable[Any]:

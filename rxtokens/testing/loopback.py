@@ -100,7 +100,7 @@ def demo_stream(
         yield record.stream(
             record.default_model,
             prompt,
-            base_url=server.base_url_for(record.wire_format),
+            base_url=server.base_url_for(provider),
             api_key="demo-key",
         )
 
