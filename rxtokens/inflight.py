@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,22 +35,18 @@ from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentD
 
 from .aio import last
 from .broadcast import Broadcast
-from .errors import ConfigError, StreamError
+from .completion import CompletionBuilder, attach_partial
+from .errors import ConfigError
 from .operators import detect_intents, dispatch_tools, on_match
-from .operators._aggregate import CompletionBuilder
 from .operators._inflight import (
-    ActionResult,
-    Intent,
     KeywordClassifier,
     KeywordSession,
-    StepBoundary,
     TextMatch,
     Throttle,
-    ToolResult,
 )
 from .operators._tools import Tool, ToolArgumentsError, ToolRegistry
 from .providers import MessageFormat, find_provider, provider_records
-from .tokens import Completion
+from .tokens import ActionResult, Completion, Intent, StepBoundary, ToolResult
 
 __all__ = [
     "ActionResult",
@@ -291,10 +286,7 @@ class Agent:
                 observer.on_next(token)
 
             def on_error(error: Exception) -> None:
-                if isinstance(error, StreamError):
-                    with contextlib.suppress(Exception):
-                        error.with_partial(builder.build(strict=False))
-                stop(error)
+                stop(attach_partial(error, builder))
 
             def on_completed() -> None:
                 nonlocal next_step

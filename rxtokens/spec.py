@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union
 
@@ -59,7 +59,7 @@ from reactivex import Observable
 
 from . import launch as _launch
 from .broadcast import stream_to
-from .errors import ConfigError
+from .errors import ConfigError, LaunchSyntaxError, SpecError
 from .providers import close_sessions
 from .registry import (
     ParamError,
@@ -86,43 +86,8 @@ __all__ = [
     "parse_operators",
 ]
 
-LaunchSyntaxError = _launch.LaunchSyntaxError
-
 _SOURCE_FIELDS = ("model", "prompt", "messages")
 _RESERVED_PARAMS = frozenset({"provider", "model", "prompt", "messages", "api_key"})
-
-
-class SpecError(ConfigError):
-    """An invalid pipeline spec; one line per problem: where, which entry, which field.
-
-    Attributes:
-        problems: ``(location, message)`` pairs, e.g.
-            ``("operators[2]", "redact: pattern: not a valid regular expression: ...")``.
-        errors: the same as dicts with ``loc`` (a tuple), ``entry``, ``field`` and ``msg``.
-    """
-
-    def __init__(self, errors: list[dict[str, Any]], *, excerpt: str | None = None) -> None:
-        self.errors = errors
-        self.problems = [(_loc_label(e["loc"]), e["msg"]) for e in errors]
-        lines = [_problem_line(e) for e in errors]
-        text = "\n".join(lines)
-        if excerpt:
-            text += "\n" + excerpt
-        super().__init__(text)
-
-
-def _loc_label(loc: Sequence[Any]) -> str:
-    label = ""
-    for part in loc:
-        label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else str(part))
-    return label
-
-
-def _problem_line(error: Mapping[str, Any]) -> str:
-    where = _loc_label(error["loc"])
-    if error.get("entry"):
-        return f"{where} {error['msg']}" if where else error["msg"]
-    return f"{where}: {error['msg']}" if where else error["msg"]
 
 
 def _spec_error(exc: ValidationError) -> SpecError:
@@ -570,7 +535,7 @@ def parse_launch(text: str) -> PipelineSpec:
     params: dict[str, Any] = {}
     if model:
         if "model" in source_el.properties:
-            raise _launch.LaunchSyntaxError(
+            raise LaunchSyntaxError(
                 f"the model is given twice ({source_el.name!r} and model=)",
                 text,
                 source_el.key_positions["model"],
@@ -586,7 +551,7 @@ def parse_launch(text: str) -> PipelineSpec:
     sinks: list[dict[str, Any]] = []
     for element in rest:
         if ":" in element.name:
-            raise _launch.LaunchSyntaxError(
+            raise LaunchSyntaxError(
                 f"only the source may be written 'provider:model', got {element.name!r}",
                 text,
                 element.position,
@@ -594,7 +559,7 @@ def parse_launch(text: str) -> PipelineSpec:
         if is_sink(element.name):
             sinks.append({"name": element.name, "params": element.properties})
         elif sinks:
-            raise _launch.LaunchSyntaxError(
+            raise LaunchSyntaxError(
                 f"sinks come last: {element.name!r} follows the sink {sinks[-1]['name']!r}",
                 text,
                 element.position,
@@ -625,7 +590,7 @@ def parse_operators(text: str) -> list[OperatorSpec]:
     specs: list[OperatorSpec] = []
     for i, element in enumerate(_launch.parse(text)):
         if ":" in element.name or is_sink(element.name):
-            raise _launch.LaunchSyntaxError(
+            raise LaunchSyntaxError(
                 f"expected an operator (no source, no sink), got {element.name!r}",
                 text,
                 element.position,

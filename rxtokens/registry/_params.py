@@ -28,7 +28,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, create_model
 from pydantic import field_validator as _field_validator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ParamError
 
 __all__ = [
     "ParamError",
@@ -37,20 +37,6 @@ __all__ = [
     "summary_of",
     "validate_params",
 ]
-
-
-class ParamError(ValueError):
-    """One invalid parameter of a registry entry (``field`` None: the whole entry)."""
-
-    def __init__(self, entry: str, field: str | None, message: str) -> None:
-        self.entry = entry
-        self.field = field
-        self.message = message
-        parts = [entry] if entry and not (field is None and message.startswith(entry)) else []
-        if field:
-            parts.append(field)
-        parts.append(message)
-        super().__init__(": ".join(parts))
 
 
 def _json_type(tp: Any) -> Any:
