@@ -40,7 +40,7 @@ from .errors import ConfigError
 from .registry._presets import API_KEY_PATTERN, CARD_PATTERN, EMAIL_PATTERN, chain, compose
 from .registry._presets import names as _names
 from .registry._presets import store as _store
-from .spec import OperatorSpec
+from .spec_parts import OperatorSpec
 
 __all__ = [
     "API_KEY_PATTERN",
