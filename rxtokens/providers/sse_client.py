@@ -36,6 +36,7 @@ from typing import Any, Literal
 import aiohttp
 from reactivex import Observable
 
+from ..aio import from_async_iterable
 from ..errors import ConfigError, ConnectionLostError, ProviderError, StreamDecodeError
 from ..sse import SseEvent, SseParser
 from ..tokens import TOKEN_TYPES, Completion, token_from_json
@@ -149,8 +150,6 @@ def sse(
 
     def factory() -> AsyncIterator[Any]:
         return _events(request, max_retries, decode, last_event_id or "", retry_ms)
-
-    from ..aio import from_async_iterable
 
     return from_async_iterable(factory)
 
