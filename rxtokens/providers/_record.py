@@ -105,7 +105,9 @@ class ProviderRecord:
         default_model: used when a spec names no model (None: a model is required).
         env_vars: the environment variables holding its API key.
         aliases: more names for the same record (``openai_chat`` for ``openai``).
-        decoder: the decoder operator factory of its wire format (None: not SSE-based).
+        decoder: the operator factory that decodes its SSE events into tokens (what
+            `rxtokens.testing.replay` applies after ``parse_sse``); None: it does not
+            stream SSE (llama.cpp; an AWS event-stream provider decodes in its ``stream``).
         messages: how `rxtokens.inflight.run_agent` sends tool results back (None: unsupported).
         wire_format: the name of its wire format in `rxtokens.testing.wire`, which the
             loopback `rxtokens.testing.ProviderServer` speaks (None: none there).

@@ -23,6 +23,7 @@ from ..errors import ConfigError
 from ..launch import check_name
 from ._base import Provider
 from ._record import ProviderRecord, function_record
+from .openai import OPENAI_MESSAGES
 
 __all__ = [
     "PROVIDERS",
@@ -39,7 +40,7 @@ log = logging.getLogger("rxtokens.providers")
 PROVIDER_ENTRY_POINTS = "rxtokens.providers"
 """Entry-point group of providers from other packages: a `ProviderRecord`, or a stream
 function ``(model, messages, **params) -> Observable[StreamToken]`` registered under the
-entry point's name."""
+entry point's name (with OpenAI's tool-result messages, as `rxtokens.register_provider`)."""
 
 _lock = threading.RLock()
 _records: dict[str, ProviderRecord] = {}
@@ -81,7 +82,10 @@ def _load_entry_points() -> None:
             continue
         try:
             obj = ep.load()
-            record = obj if isinstance(obj, ProviderRecord) else function_record(ep.name, obj)
+            if isinstance(obj, ProviderRecord):
+                record = obj
+            else:  # a stream function, as `rxtokens.register_provider` takes it
+                record = function_record(ep.name, obj, messages=OPENAI_MESSAGES)
             with _lock:
                 for name in record.names:
                     _records.setdefault(name, record)
