@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from reactivex import Observable
 
+from .aio import run_sync
 from .errors import ConfigError, RxTokensError
 from .providers import BUILTIN_RECORDS, provider_record
 from .providers.llama import llama_stream
@@ -311,7 +312,7 @@ def _run_loop(coro_factory: Callable[[], Any]) -> Any:
         finally:
             await close_sessions()
 
-    return asyncio.run(main())
+    return run_sync(main, "the rxtokens command", "rxtokens.aio.collect")
 
 
 # --------------------------------------------------------------------------- commands

@@ -59,6 +59,7 @@ from pydantic import (
 from reactivex import Observable
 
 from . import launch as _launch
+from .aio import run_sync
 from .broadcast import stream_to
 from .errors import ConfigError, LaunchSyntaxError, SpecError
 from .providers import close_sessions
@@ -153,15 +154,6 @@ class PipelineSpec(SpecBase):
             ConfigError: called while an event loop is running in this thread.
             StreamError: the stream failed.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise ConfigError(
-                "PipelineSpec.run() cannot be called while an event loop is running in this "
-                "thread; use `await spec.arun()`"
-            )
 
         async def main() -> Completion:
             try:
@@ -172,7 +164,7 @@ class PipelineSpec(SpecBase):
             finally:
                 await close_sessions()
 
-        return asyncio.run(main())
+        return run_sync(main, "PipelineSpec.run()", "await spec.arun()")
 
     # ------------------------------------------------------------------ serialising
 

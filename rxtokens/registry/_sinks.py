@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sys
-from typing import IO, Any
+from typing import IO, Any, Protocol, runtime_checkable
 
 from ..tokens import token_to_json
 
 __all__ = ["JsonlSink", "StdoutSink", "TextFileSink", "TokenSink"]
 
 
-class TokenSink:
-    """A sink of a spec: receives each token, is closed at the end."""
+@runtime_checkable
+class TokenSink(Protocol):
+    """A sink of a spec: receives each token, is closed at the end.
+
+    Any object with these two methods is one; the built-in sinks also inherit
+    the no-op `close`.
+    """
 
     def on_next(self, token: Any) -> None:  # pragma: no cover (interface)
         """Called with each token."""
