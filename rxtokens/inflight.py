@@ -40,18 +40,11 @@ from .broadcast import Broadcast
 from .errors import ConfigError, StreamError
 from .operators import detect_intents, dispatch_tools, on_match
 from .operators._aggregate import CompletionBuilder
-from .operators._inflight import (
-    ActionResult,
-    Intent,
-    KeywordClassifier,
-    KeywordSession,
-    StepBoundary,
-    TextMatch,
-    Throttle,
-    ToolResult,
-)
-from .operators._tools import Tool, ToolArgumentsError, ToolRegistry
+from .operators._dispatch import StepBoundary, ToolResult
+from .operators._intents import Intent, KeywordClassifier, KeywordSession, Throttle
+from .operators._match import ActionResult, TextMatch
 from .tokens import Completion, ToolCall
+from .tools import Tool, ToolArgumentsError, ToolRegistry
 
 __all__ = [
     "PROVIDER_FORMATS",
