@@ -109,7 +109,8 @@ class _MatchFinder:
     def feed(self, text: str) -> list[TextMatch]:
         """Add `text`; return the matches that are final now."""
         self._seen += len(text)
-        return self._found(self._scanner.feed(text))
+        decided = self._scanner.feed(text)
+        return self._found(decided) if decided[3] else []
 
     def flush(self) -> list[TextMatch]:
         """The end of the text: every remaining match."""

@@ -148,7 +148,9 @@ class RedactProcessor:
                             scanner.buf = buf
                             scanner.pos = end
                         return (new_token(kind, (buf[pos:], self._index)),)
-            released = _replaced(self._spec, scanner.feed(text))
+            decided = scanner.feed(text)
+            buf, start, end, matches = decided
+            released = _replaced(self._spec, decided) if matches else buf[start:end]
             if released is text:
                 return (token,)
             return (new_token(kind, (released, token.index)),) if released else ()
@@ -227,11 +229,14 @@ class StopWhenProcessor:
         if kind is TextDelta and scanner is not None and self._key == (kind, token.index):
             # The hot path: more text of the same stream.
             text = token.text
-            released, found = _until_match(scanner.feed(text, 1), self._inclusive)
-            if found:
+            decided = scanner.feed(text, 1)
+            if decided[3]:
+                released, _ = _until_match(decided, self._inclusive)
                 raise self._stop(
                     [kind(released, token.index)] if released else [], token.index, self._key
                 )
+            buf, start, end, _ = decided
+            released = buf[start:end]
             if released is text:
                 return (token,)
             return (new_token(kind, (released, token.index)),) if released else ()
