@@ -37,7 +37,6 @@ __all__ = [
     "OnDone",
     "Session",
     "describe_error",
-    "discard",
     "inflight_operator",
     "jsonable",
 ]
@@ -57,7 +56,7 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def discard(work: Any) -> None:
+def _discard(work: Any) -> None:
     """Close a coroutine that will never run (no 'never awaited' warning)."""
     if inspect.iscoroutine(work):
         work.close()
@@ -139,7 +138,7 @@ class Session:
         loop = self.loop
         for task, (started, job) in tasks.items():
             if not started:
-                discard(job)
+                _discard(job)
             if loop is None or loop.is_closed():
                 continue
             if _running_loop() is loop:
@@ -174,7 +173,7 @@ class Session:
         """
         with self.lock:
             if self.stopped:
-                discard(job)
+                _discard(job)
                 return
             self.pending += 1
         if self.loop is not None and not self.loop.is_closed():
@@ -241,14 +240,14 @@ class Session:
                         semaphore.release()
             finally:
                 if not started:
-                    discard(job)
+                    _discard(job)
             self._settle(on_done, value, error, elapsed)
 
         def start() -> None:
             with self.lock:
                 if self.stopped:
                     self.pending -= 1
-                    discard(job)
+                    _discard(job)
                     return
                 task = loop.create_task(runner())
                 self._tasks[task] = state
@@ -322,12 +321,12 @@ class Session:
 
         def dropped(future: Future[None]) -> None:
             if future.cancelled():  # disposed before it started
-                discard(job)
+                _discard(job)
 
         with self.lock:
             if self.stopped:
                 self.pending -= 1
-                discard(job)
+                _discard(job)
                 return
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
