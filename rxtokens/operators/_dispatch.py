@@ -8,60 +8,16 @@ timeouts and bounded concurrency (``_session.py`` runs them).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, NamedTuple
+from typing import Any
 
 from reactivex import Observable
 
-from ..errors import ConfigError
-from ..tokens import ToolCall, _Kind, register_token_type
-from ..tools import ToolArgumentsError, ToolRegistry
+from ..errors import ConfigError, ToolArgumentsError
+from ..tokens import ToolCall, ToolResult
+from ..tools import ToolRegistry
 from ._session import Expired, Handler, Session, describe_error, inflight_operator, jsonable
 
-__all__ = ["StepBoundary", "ToolResult", "dispatch_tools_operator"]
-
-
-class _ToolResultFields(NamedTuple):
-    call_id: str | None
-    name: str
-    result: Any
-    error: str | None
-    index: int  # type: ignore[assignment]  # shadows tuple.index, by design
-    elapsed: float
-    choice: int = 0
-
-
-@register_token_type
-class ToolResult(_Kind, _ToolResultFields):
-    """The outcome of one tool call: `result` (JSON-ready) or `error` (a message).
-
-    `call_id`, `name`, `index` and `choice` are those of the `ToolCall`;
-    `elapsed` is how long the tool ran, in seconds (0 when it never started).
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "tool_result"
-
-    @property
-    def ok(self) -> bool:
-        """True when the tool succeeded."""
-        return self.error is None
-
-
-class _StepBoundaryFields(NamedTuple):
-    step: int
-    reason: str
-
-
-@register_token_type
-class StepBoundary(_Kind, _StepBoundaryFields):
-    """The end of step `step` of `run_agent`; `reason`: why the loop goes on or stops.
-
-    ``"tool_calls"``: the step's tool results were sent and step ``step + 1``
-    follows; ``"max_steps"``: tool calls remain but ``max_steps`` was reached.
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "step"
+__all__ = ["dispatch_tools_operator"]
 
 
 class _ToolHandler(Handler):

@@ -9,33 +9,15 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from reactivex import Observable
 
 from ..errors import ConfigError
-from ..tokens import Finish, TextDelta, _Kind, register_token_type
+from ..tokens import Finish, Intent, TextDelta
 from ._session import Handler, Session, inflight_operator
 
-__all__ = ["Intent", "KeywordClassifier", "KeywordSession", "Throttle", "detect_intents_operator"]
-
-
-class _IntentFields(NamedTuple):
-    name: str
-    confidence: float
-    evidence: str
-    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
-
-
-@register_token_type
-class Intent(_Kind, _IntentFields):
-    """An intent `detect_intents` found in choice `index` (each name once per choice).
-
-    `evidence` is the text that triggered it when the classifier says so (else "").
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "intent"
+__all__ = ["KeywordClassifier", "KeywordSession", "Throttle", "detect_intents_operator"]
 
 
 Throttle: TypeAlias = Literal["word", "sentence", "token"] | int

@@ -12,41 +12,17 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any
 
 from reactivex import Observable
 
 from ..errors import ConfigError
-from ..tokens import Finish, TextDelta, _Kind, register_token_type
+from ..tokens import ActionResult, Finish, TextDelta
 from ._pattern import PatternSpec, compile_pattern
 from ._scanner import Decided, Scanner
 from ._session import Handler, Session, describe_error, inflight_operator, jsonable
 
-__all__ = ["ActionResult", "TextMatch", "on_match_operator"]
-
-
-class _ActionResultFields(NamedTuple):
-    action: str
-    match: str
-    value: Any
-    error: str | None
-    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
-
-
-@register_token_type
-class ActionResult(_Kind, _ActionResultFields):
-    """What an `on_match` action returned (`value`) or raised (`error`, a message).
-
-    `action` is the action's name, `match` the matched text, `index` the choice.
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "action_result"
-
-    @property
-    def ok(self) -> bool:
-        """True when the action succeeded."""
-        return self.error is None
+__all__ = ["TextMatch", "on_match_operator"]
 
 
 @dataclass(frozen=True, slots=True)
