@@ -54,22 +54,21 @@ class TextMatch:
         return self.groups[key - 1]
 
 
-class _MatchFinder:
-    """One choice's text: the matches that became final (the `Scanner` decides)."""
+class _MatchFinder(Scanner):
+    """One choice's text: a `Scanner` that also counts the text fed, for match offsets."""
 
-    __slots__ = ("_index", "_scanner", "_seen")
+    __slots__ = ("index", "seen")
 
     def __init__(self, spec: PatternSpec, index: int) -> None:
-        self._scanner = Scanner(spec)
-        self._index = index
-        self._seen = 0  # characters of the choice's text fed so far
+        super().__init__(spec)
+        self.index = index
+        self.seen = 0  # characters of the choice's text fed so far (the caller counts)
 
-    def _found(self, decided: Decided) -> list[TextMatch]:
+    def found(self, decided: Decided) -> list[TextMatch]:
+        """The final matches of `decided` as `TextMatch` es."""
         buf, _, _, matches = decided
-        if not matches:
-            return []
-        base = self._seen - len(buf)  # `buf` ends where the text fed so far ends
-        index = self._index
+        base = self.seen - len(buf)  # `buf` ends where the text fed so far ends
+        index = self.index
         return [
             TextMatch(
                 match.group(0),
@@ -82,15 +81,9 @@ class _MatchFinder:
             for match in matches
         ]
 
-    def feed(self, text: str) -> list[TextMatch]:
-        """Add `text`; return the matches that are final now."""
-        self._seen += len(text)
-        decided = self._scanner.feed(text)
-        return self._found(decided) if decided[3] else []
-
-    def flush(self) -> list[TextMatch]:
+    def rest(self) -> list[TextMatch]:
         """The end of the text: every remaining match."""
-        return self._found(self._scanner.flush())
+        return self.found(self.flush())
 
 
 def _callable_name(function: Any) -> str:
@@ -126,8 +119,13 @@ class _MatchHandler(Handler):
         if kind is TextDelta:
             session.emit(token)
             if self._spec is not None:
-                for match in self._finder(token.index).feed(token.text):
-                    self._fire(session, match)
+                finder = self._finders.get(token.index) or self._finder(token.index)
+                text = token.text
+                finder.seen += len(text)
+                decided = finder.feed(text)
+                if decided[3]:
+                    for match in finder.found(decided):
+                        self._fire(session, match)
             elif token.index not in self._fired:
                 index = token.index
                 text = self._texts[index] = self._texts.get(index, "") + token.text
@@ -139,14 +137,14 @@ class _MatchHandler(Handler):
             return
         if kind is Finish and token.index in self._finders:
             # a match decided by the end of the text is reported before the Finish
-            for match in self._finders.pop(token.index).flush():
+            for match in self._finders.pop(token.index).rest():
                 self._fire(session, match)
         session.emit(token)
 
     def on_end(self, session: Session) -> None:
         finders, self._finders = self._finders, {}
         for finder in finders.values():
-            for match in finder.flush():
+            for match in finder.rest():
                 self._fire(session, match)
 
     def _fire(self, session: Session, match: TextMatch) -> None:

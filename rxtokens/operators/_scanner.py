@@ -100,7 +100,7 @@ class Scanner:
                 # an "s", is not followed by "k-" after all): all final, no regex search.
                 self.keep(buf, len(buf))
                 return buf, pos, len(buf), _NONE
-            if buf[start:] in spec.undecided:
+            if spec.undecided and buf[start:] in spec.undecided:
                 # The only candidate is a beginning of the literal prefix at the very end
                 # ("...tokens" for "sk-..."): what precedes it is final, it waits.
                 self.keep(buf, start)
