@@ -23,7 +23,7 @@ from reactivex.disposable import (
 from ..errors import ConfigError
 from ..tokens import Finish, ToolCall, ToolCallDelta, Usage
 from ._kinds import CONTENT_KINDS
-from ._pacing import clock_of, default_scheduler, schedule_at
+from ._scheduling import clock_of, default_scheduler, schedule_at
 
 __all__ = ["default_output_count", "take_budget_operator"]
 

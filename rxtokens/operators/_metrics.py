@@ -26,7 +26,7 @@ from reactivex.subject import Subject
 from ..errors import ConfigError
 from ..tokens import Finish, TextDelta, Usage
 from ._kinds import CONTENT_KINDS
-from ._pacing import clock_of, default_scheduler, schedule_at
+from ._scheduling import clock_of, default_scheduler, schedule_at
 
 __all__ = ["MetricsSnapshot", "StreamMetrics", "metrics_operator"]
 
