@@ -38,15 +38,11 @@ from .broadcast import Broadcast
 from .completion import CompletionBuilder, attach_partial
 from .errors import ConfigError
 from .operators import detect_intents, dispatch_tools, on_match
-from .operators._inflight import (
-    KeywordClassifier,
-    KeywordSession,
-    TextMatch,
-    Throttle,
-)
-from .operators._tools import Tool, ToolArgumentsError, ToolRegistry
+from .operators._intents import KeywordClassifier, KeywordSession, Throttle
+from .operators._match import TextMatch
 from .providers import MessageFormat, find_provider, provider_records
 from .tokens import ActionResult, Completion, Intent, StepBoundary, ToolResult
+from .tools import Tool, ToolArgumentsError, ToolRegistry
 
 __all__ = [
     "ActionResult",

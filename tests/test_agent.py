@@ -1,7 +1,9 @@
-"""run_agent: the multi-step tool loop, per provider, against the loopback server."""
+"""rxtokens.inflight: run_agent (the multi-step tool loop, per provider, against the loopback
+server), the message formats, the inflight token kinds and the docstring examples."""
 
 from __future__ import annotations
 
+import doctest
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -11,9 +13,13 @@ import pytest
 import reactivex
 from reactivex import operators as ops
 
-from rxtokens import Completion, ConfigError, Finish, StreamError, TextDelta, ToolCall
+import rxtokens.inflight
+import rxtokens.tools
+from rxtokens import Completion, ConfigError, Finish, StreamError, TextDelta, ToolCall, operators
 from rxtokens.aio import to_list
 from rxtokens.inflight import (
+    ActionResult,
+    Intent,
     StepBoundary,
     ToolRegistry,
     ToolResult,
@@ -21,7 +27,9 @@ from rxtokens.inflight import (
     run_agent,
     tool_messages,
 )
+from rxtokens.operators import _dispatch, _intents, _match, _session
 from rxtokens.providers import anthropic, close_sessions, gemini, openai_chat
+from rxtokens.testing import assistant_demo
 from rxtokens.testing.assistant_demo import CALENDAR, demo_tools, run_assistant_demo
 from rxtokens.testing.server import ProviderServer, Reply
 from rxtokens.testing.wire import Script, ScriptedToolCall
@@ -383,3 +391,39 @@ def test_demo_tools_validate_dates() -> None:
     with pytest.raises(ValueError, match="date"):
         tool.bind({"date": "next friday"})
     assert tool.parameters["properties"]["date"]["format"] == "date"
+
+
+# --------------------------------------------------------------------------- wire names, docstrings
+
+
+def test_token_kind_discriminators() -> None:
+    assert [ActionResult.type, Intent.type, ToolResult.type, StepBoundary.type] == [
+        "action_result",
+        "intent",
+        "tool_result",
+        "step",
+    ]
+    assert ToolResult("c", "t", 1, None, 0, 0.0).ok
+    assert not ActionResult("a", "m", None, "E", 0).ok
+
+
+def test_docstring_examples() -> None:
+    targets: list[Any] = [
+        _session,
+        _match,
+        _intents,
+        _dispatch,
+        rxtokens.tools,
+        rxtokens.inflight,
+        assistant_demo,
+        operators.on_match,
+        operators.detect_intents,
+        operators.dispatch_tools,
+    ]
+    finder = doctest.DocTestFinder()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS, verbose=False)
+    globs = vars(operators)
+    for target in targets:
+        for test in finder.find(target, globs=dict(globs) if callable(target) else None):
+            runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

@@ -109,8 +109,7 @@ def test_moved_errors_keep_their_stdlib_base(name: str, stdlib: type[Exception])
 
 def test_moved_errors_are_still_importable_from_their_old_modules() -> None:
     import rxtokens
-    from rxtokens import aio, broadcast, inflight, launch, registry, spec
-    from rxtokens.operators import _tools
+    from rxtokens import aio, broadcast, inflight, launch, registry, spec, tools
 
     assert aio.EmptyStreamError is errors.EmptyStreamError
     assert broadcast.ReplayGapError is errors.ReplayGapError
@@ -118,7 +117,7 @@ def test_moved_errors_are_still_importable_from_their_old_modules() -> None:
     assert spec.SpecError is errors.SpecError
     assert spec.LaunchSyntaxError is launch.LaunchSyntaxError is errors.LaunchSyntaxError
     assert registry.ParamError is errors.ParamError
-    assert inflight.ToolArgumentsError is _tools.ToolArgumentsError is errors.ToolArgumentsError
+    assert inflight.ToolArgumentsError is tools.ToolArgumentsError is errors.ToolArgumentsError
     assert launch.caret_excerpt is errors.caret_excerpt
     assert rxtokens.SpecError is errors.SpecError
 

@@ -1,4 +1,4 @@
-"""Metrics and budgets: metrics, take_budget, first_of (virtual time)."""
+"""metrics (rxtokens/operators/_metrics.py), in virtual time."""
 
 from __future__ import annotations
 
@@ -7,23 +7,19 @@ from typing import Any
 
 import pytest
 import reactivex
-from reactivex.disposable import Disposable
 from reactivex.testing import ReactiveTest, TestScheduler
 
 from rxtokens.errors import ConfigError, ProviderError
 from rxtokens.operators import (
     MetricsSnapshot,
     StreamMetrics,
-    first_of,
     metrics,
-    take_budget,
 )
 from rxtokens.tokens import (
     Finish,
     ReasoningDelta,
     StepBoundary,
     TextDelta,
-    ToolCallDelta,
     Usage,
 )
 
@@ -44,9 +40,6 @@ def stream(s: TestScheduler, end: Any = None) -> Any:
         on_next(212, Finish("stop")),
         end if end is not None else on_completed(213),
     )
-
-
-# --------------------------------------------------------------------------- metrics
 
 
 def test_metrics_measures_and_passes_tokens_through() -> None:
@@ -196,223 +189,3 @@ def test_latency_storage_is_bounded() -> None:
 def test_metrics_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         metrics(**kwargs)
-
-
-# --------------------------------------------------------------------------- take_budget
-
-
-def test_take_budget_stops_at_the_token_budget_and_cancels_upstream() -> None:
-    s = TestScheduler()
-    xs = s.create_hot_observable(
-        on_next(210, TextDelta("a")),
-        on_next(215, Usage(3, None)),
-        on_next(220, TextDelta("b")),
-        on_next(230, TextDelta("c")),
-        on_completed(240),
-    )
-    res = s.start(lambda: xs.pipe(take_budget(2)))
-    assert res.messages == [
-        on_next(210, TextDelta("a")),
-        on_next(215, Usage(3, None)),
-        on_next(220, TextDelta("b")),
-        on_next(220, Finish("length")),
-        on_completed(220),
-    ]
-    assert xs.subscriptions == [subscribe(200, 220)]
-
-
-def test_take_budget_with_a_counter_never_exceeds() -> None:
-    s = TestScheduler()
-    xs = s.create_hot_observable(
-        on_next(210, TextDelta("ab")),
-        on_next(220, TextDelta("cdef")),
-        on_next(230, TextDelta("g")),
-        on_completed(240),
-    )
-    counter = lambda t: len(t.text) if type(t) is TextDelta else 0  # noqa: E731
-    res = s.start(lambda: xs.pipe(take_budget(5, count=counter)))
-    assert res.messages == [
-        on_next(210, TextDelta("ab")),
-        on_next(220, Finish("length")),  # "cdef" would exceed: not delivered
-        on_completed(220),
-    ]
-    assert xs.subscriptions == [subscribe(200, 220)]
-
-
-def test_take_budget_counts_provider_usage() -> None:
-    s = TestScheduler()
-    xs = s.create_hot_observable(
-        on_next(210, TextDelta("a")),
-        on_next(211, Usage(1, 9)),
-        on_next(212, TextDelta("b")),
-        on_completed(240),
-    )
-    res = s.start(lambda: xs.pipe(take_budget(10)))
-    assert res.messages[-3:] == [
-        on_next(212, TextDelta("b")),
-        on_next(212, Finish("length")),
-        on_completed(212),
-    ]
-
-
-def test_take_budget_time_limit() -> None:
-    s = TestScheduler()
-    xs = s.create_hot_observable(
-        on_next(205, TextDelta("a", 1)),
-        on_next(206, ToolCallDelta(0, "x", "f", "{")),
-        on_next(209, Finish("stop", 1)),
-        on_next(220, TextDelta("late")),
-        on_completed(240),
-    )
-    res = s.start(lambda: xs.pipe(take_budget(max_seconds=15)))
-    assert res.messages[-3:] == [
-        on_next(209, Finish("stop", 1)),
-        on_next(215, Finish("timeout", 0)),  # only the unfinished choice
-        on_completed(215),
-    ]
-    assert xs.subscriptions == [subscribe(200, 215)]
-    assert not s._queue
-
-
-def test_take_budget_passes_completion_errors_and_dispose() -> None:
-    s = TestScheduler()
-    xs = s.create_hot_observable(on_next(210, TextDelta("a")), on_completed(220))
-    res = s.start(lambda: xs.pipe(take_budget(5, max_seconds=100)))
-    assert res.messages == [on_next(210, TextDelta("a")), on_completed(220)]
-    assert not s._queue
-
-    s = TestScheduler()
-    error = ProviderError("x")
-    xs = s.create_hot_observable(on_next(210, TextDelta("a")), on_error(220, error))
-    res = s.start(lambda: xs.pipe(take_budget(5)))
-    assert res.messages == [on_next(210, TextDelta("a")), on_error(220, error)]
-
-    s = TestScheduler()
-    xs = s.create_hot_observable(on_next(210, TextDelta("a")), on_completed(300))
-    res = s.start(lambda: xs.pipe(take_budget(5, max_seconds=50)), disposed=230)
-    assert res.messages == [on_next(210, TextDelta("a"))]
-    assert xs.subscriptions == [subscribe(200, 230)]
-    assert not s._queue
-
-
-def test_take_budget_counter_errors_fail_the_stream() -> None:
-    s = TestScheduler()
-    xs = s.create_hot_observable(on_next(210, TextDelta("a")), on_completed(300))
-
-    def bad(_token: Any) -> int:
-        raise RuntimeError("counter")
-
-    res = s.start(lambda: xs.pipe(take_budget(5, count=bad)))
-    assert isinstance(res.messages[-1].value.exception, RuntimeError)
-    assert xs.subscriptions == [subscribe(200, 210)]
-
-
-def test_take_budget_with_a_synchronous_source() -> None:
-    out: list[Any] = []
-    reactivex.from_iterable(TextDelta(str(i)) for i in range(100)).pipe(take_budget(3)).subscribe(
-        out.append
-    )
-    assert out == [TextDelta("0"), TextDelta("1"), TextDelta("2"), Finish("length")]
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [{}, {"max_output_tokens": 0}, {"max_seconds": 0}, {"max_output_tokens": 1.5}, {"count": 1}],
-)
-def test_take_budget_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
-    if "count" in kwargs:
-        kwargs["max_output_tokens"] = 3
-    with pytest.raises(ConfigError):
-        take_budget(**kwargs)
-
-
-# --------------------------------------------------------------------------- first_of
-
-
-def test_first_of_keeps_the_first_with_content_and_disposes_the_losers() -> None:
-    s = TestScheduler()
-    fast = s.create_hot_observable(
-        on_next(205, Usage(5, None)),
-        on_next(210, TextDelta("fast")),
-        on_next(220, Finish("stop")),
-        on_completed(225),
-    )
-    slow = s.create_hot_observable(
-        on_next(203, Usage(7, None)),  # not content: does not win the race
-        on_next(215, TextDelta("slow")),
-        on_completed(230),
-    )
-    res = s.start(lambda: first_of(slow, fast))
-    assert res.messages == [
-        on_next(210, Usage(5, None)),  # the winner's early tokens, replayed
-        on_next(210, TextDelta("fast")),
-        on_next(220, Finish("stop")),
-        on_completed(225),
-    ]
-    assert slow.subscriptions == [subscribe(200, 210)]  # disposed at the winner's first token
-    assert fast.subscriptions == [subscribe(200, 225)]
-
-
-def test_first_of_ignores_sources_that_fail_before_content() -> None:
-    s = TestScheduler()
-    broken = s.create_hot_observable(on_error(205, ProviderError("down")))
-    ok = s.create_hot_observable(on_next(210, TextDelta("hi")), on_completed(220))
-    res = s.start(lambda: first_of(broken, ok))
-    assert res.messages == [on_next(210, TextDelta("hi")), on_completed(220)]
-
-
-def test_first_of_all_failing_raises_the_last_error() -> None:
-    s = TestScheduler()
-    e1, e2 = ProviderError("one"), ProviderError("two")
-    a = s.create_hot_observable(on_error(205, e1))
-    b = s.create_hot_observable(on_next(203, Usage(1, None)), on_error(207, e2))
-    res = s.start(lambda: first_of(a, b))
-    assert res.messages == [on_error(207, e2)]
-
-
-def test_first_of_all_empty_completes_with_the_first_completed() -> None:
-    s = TestScheduler()
-    a = s.create_hot_observable(on_error(205, ProviderError("one")))
-    b = s.create_hot_observable(on_next(203, Usage(1, None)), on_completed(207))
-    res = s.start(lambda: first_of(a, b))
-    assert res.messages == [on_next(207, Usage(1, None)), on_completed(207)]
-
-
-def test_first_of_dispose_and_winner_error() -> None:
-    s = TestScheduler()
-    a = s.create_hot_observable(on_next(210, TextDelta("x")), on_completed(300))
-    b = s.create_hot_observable(on_completed(300))
-    s.start(lambda: first_of(a, b), disposed=250)
-    assert a.subscriptions == [subscribe(200, 250)]
-    assert b.subscriptions == [subscribe(200, 210)]
-
-    s = TestScheduler()
-    error = ProviderError("mid-stream")
-    a = s.create_hot_observable(on_next(210, TextDelta("x")), on_error(220, error))
-    res = s.start(lambda: first_of(a))
-    assert res.messages == [on_next(210, TextDelta("x")), on_error(220, error)]
-
-
-def test_first_of_synchronous_winner_skips_the_others() -> None:
-    subscribed: list[str] = []
-
-    def tracked(name: str, token: Any) -> Any:
-        def emit_now(observer: Any, _scheduler: Any = None) -> Any:
-            subscribed.append(name)
-            observer.on_next(token)
-            observer.on_completed()
-            return Disposable()
-
-        return reactivex.create(emit_now)
-
-    out: list[Any] = []
-    first_of(tracked("a", TextDelta("a")), tracked("b", TextDelta("b"))).subscribe(out.append)
-    assert out == [TextDelta("a")]
-    assert subscribed == ["a"]
-
-
-def test_first_of_rejects_bad_arguments() -> None:
-    with pytest.raises(ConfigError):
-        first_of()
-    with pytest.raises(ConfigError):
-        first_of([TextDelta("x")])  # type: ignore[arg-type]

@@ -284,7 +284,7 @@ def test_tools_and_status_can_be_hidden(shell: InteractiveShell) -> None:
 
 
 def test_inflight_events_are_listed(shell: InteractiveShell) -> None:
-    inflight = pytest.importorskip("rxtokens.operators._inflight")
+    inflight = pytest.importorskip("rxtokens.inflight")
     recorder(shell)
     source = reactivex.of(
         TextDelta("I want a refund"),
@@ -510,7 +510,7 @@ def test_html_helpers() -> None:
 
 
 def test_agent_steps_are_shown_one_after_the_other(shell: InteractiveShell) -> None:
-    inflight = pytest.importorskip("rxtokens.operators._inflight")
+    inflight = pytest.importorskip("rxtokens.inflight")
     recorder(shell)
     source = reactivex.of(
         TextDelta("Let me check."),

@@ -24,6 +24,8 @@ from ..sse import SseEvent, SseParser
 from ..tokens import Completion, StreamToken
 from ..tokens import PartialToolCall as PartialToolCall
 from ..tokens import TextDelta as _TextDelta
+from ..tools import Tool as Tool
+from ..tools import ToolRegistry as ToolRegistry
 from ._adaptive import AdaptiveFlowController as AdaptiveFlowController
 from ._adaptive import AdaptiveIterator as AdaptiveIterator
 from ._adaptive import FlowSnapshot as FlowSnapshot
@@ -31,6 +33,7 @@ from ._adaptive import adaptive_operator as _adaptive_operator
 from ._aggregate import aggregate_operator as _aggregate_operator
 from ._backpressure import buffer_operator as _buffer_operator
 from ._backpressure import coalesce_operator as _coalesce_operator
+from ._budget import take_budget_operator as _take_budget_operator
 from ._chunk_by import Boundary as Boundary
 from ._chunk_by import ChunkProcessor as _ChunkProcessor
 from ._chunk_by import compile_boundary as _compile_boundary
@@ -39,17 +42,16 @@ from ._decode_anthropic import AnthropicDecoder as _AnthropicDecoder
 from ._decode_gemini import GeminiDecoder as _GeminiDecoder
 from ._decode_openai import OpenAIChatDecoder as _OpenAIChatDecoder
 from ._decode_openai import OpenAIResponsesDecoder as _OpenAIResponsesDecoder
-from ._inflight import KeywordClassifier as KeywordClassifier
-from ._inflight import TextMatch as TextMatch
-from ._inflight import Throttle as _Throttle
-from ._inflight import detect_intents_operator as _detect_intents_operator
-from ._inflight import dispatch_tools_operator as _dispatch_tools_operator
-from ._inflight import on_match_operator as _on_match_operator
+from ._dispatch import dispatch_tools_operator as _dispatch_tools_operator
+from ._first_of import first_of_observable as _first_of_observable
+from ._intents import KeywordClassifier as KeywordClassifier
+from ._intents import Throttle as _Throttle
+from ._intents import detect_intents_operator as _detect_intents_operator
+from ._match import TextMatch as TextMatch
+from ._match import on_match_operator as _on_match_operator
 from ._metrics import MetricsSnapshot as MetricsSnapshot
 from ._metrics import StreamMetrics as StreamMetrics
-from ._metrics import first_of_observable as _first_of_observable
 from ._metrics import metrics_operator as _metrics_operator
-from ._metrics import take_budget_operator as _take_budget_operator
 from ._pacing import frames_operator as _frames_operator
 from ._pacing import rate_limit_operator as _rate_limit_operator
 from ._pacing import smooth_operator as _smooth_operator
@@ -57,10 +59,10 @@ from ._partial_json import parse_partial_arguments as parse_partial_arguments
 from ._partial_json import (
     partial_tool_arguments_operator as _partial_tool_arguments_operator,
 )
+from ._pattern import compile_pattern as _compile_pattern
 from ._processor import processor_operator as _processor_operator
 from ._redact import RedactProcessor as _RedactProcessor
 from ._redact import StopWhenProcessor as _StopWhenProcessor
-from ._redact import compile_pattern as _compile_pattern
 from ._retry import is_retryable
 from ._retry import retry_with_backoff_operator as _retry_with_backoff_operator
 from ._sse import parse_sse_ as _parse_sse
@@ -69,8 +71,6 @@ from ._tiktoken import count_tokens_operator as _count_tokens_operator
 from ._tiktoken import decode_token_ids_operator as _decode_token_ids_operator
 from ._tiktoken import load_encoding as load_encoding
 from ._tiktoken import resolve_encoding as _resolve_encoding
-from ._tools import Tool as Tool
-from ._tools import ToolRegistry as ToolRegistry
 
 __all__ = [
     "AdaptiveFlowController",
@@ -555,7 +555,7 @@ def redact(
     The output text equals ``re.sub(pattern, replacement, text)`` on the whole
     text, for any chunking (`replacement` is a template as in `re.sub`:
     ``\\1``, ``\\g<name>``). Matching uses the ``regex`` module (tiktoken's own
-    dependency) in its `re`-compatible mode; see ``_redact.py`` for how
+    dependency) in its `re`-compatible mode; see ``_pattern.py`` for how
     "could still match" is decided.
 
     A pattern that can match unboundedly long text (``\\d+``, ``.*``) needs

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 from ..tokens import StreamToken
-from ._redact import TEXT_KINDS, new_token
+from ._kinds import TEXT_KINDS, new_token
 
 __all__ = ["BOUNDARIES", "Boundary", "ChunkProcessor", "compile_boundary"]
 

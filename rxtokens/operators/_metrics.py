@@ -1,4 +1,4 @@
-"""Metrics and budgets: measure a stream (`metrics`), cap it (`take_budget`), race it (`first_of`).
+"""Metrics: measure a stream (`metrics`): time to first token, rates, latencies, usage.
 
 Time comes from the scheduler (`clock_of`): virtual time under a
 ``TestScheduler``, so every figure is exact in tests.
@@ -10,7 +10,7 @@ import contextlib
 import math
 import random
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,31 +24,11 @@ from reactivex.disposable import (
 from reactivex.subject import Subject
 
 from ..errors import ConfigError
-from ..tokens import (
-    Finish,
-    ReasoningDelta,
-    RefusalDelta,
-    StepBoundary,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-)
+from ..tokens import Finish, StepBoundary, TextDelta, Usage
+from ._kinds import CONTENT_KINDS
 from ._scheduling import clock_of, default_scheduler, schedule_at
 
-__all__ = [
-    "CONTENT_KINDS",
-    "MetricsSnapshot",
-    "StreamMetrics",
-    "first_of_observable",
-    "metrics_operator",
-    "take_budget_operator",
-]
-
-CONTENT_KINDS: frozenset[type] = frozenset(
-    {TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, ToolCall}
-)
-"""Token kinds that are model output (they start the clock of "first token")."""
+__all__ = ["MetricsSnapshot", "StreamMetrics", "metrics_operator"]
 
 RESERVOIR_SIZE = 10_000
 """Inter-token latencies kept per stream: all of them up to this many, then a uniform sample."""
@@ -433,238 +413,3 @@ def metrics_operator(
         return Observable(subscribe)
 
     return operator
-
-
-# --------------------------------------------------------------------------- take_budget
-
-
-def default_output_count(token: Any) -> int:
-    """One output token per content delta: providers stream about one model token per delta."""
-    return 1 if type(token) in CONTENT_KINDS else 0
-
-
-def take_budget_operator(
-    max_output_tokens: int | None = None,
-    max_seconds: float | None = None,
-    count: Callable[[Any], int] | None = None,
-    scheduler: abc.SchedulerBase | None = None,
-) -> Callable[[Observable[Any]], Observable[Any]]:
-    """Implementation of `rxtokens.operators.take_budget` (see there)."""
-    if max_output_tokens is None and max_seconds is None:
-        raise ConfigError("take_budget needs max_output_tokens and/or max_seconds")
-    if max_output_tokens is not None and (
-        isinstance(max_output_tokens, bool)
-        or not isinstance(max_output_tokens, int)
-        or max_output_tokens < 1
-    ):
-        raise ConfigError(f"max_output_tokens must be an int >= 1, got {max_output_tokens!r}")
-    if max_seconds is not None and (
-        isinstance(max_seconds, bool)
-        or not isinstance(max_seconds, int | float)
-        or not 0 < max_seconds < math.inf
-    ):
-        raise ConfigError(f"max_seconds must be a positive number, got {max_seconds!r}")
-    if count is not None and not callable(count):
-        raise ConfigError(f"count must be callable, got {count!r}")
-    counter = count or default_output_count
-    budget = max_output_tokens if max_output_tokens is not None else math.inf
-
-    def operator(source: Observable[Any]) -> Observable[Any]:
-        def subscribe(
-            observer: abc.ObserverBase[Any], scheduler_: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            lock = threading.RLock()
-            upstream = SingleAssignmentDisposable()
-            timer = SerialDisposable()
-            used = 0
-            open_choices: dict[int, None] = {}  # choice indices seen and not finished
-            seen_choices: set[int] = set()
-            stopped = False
-
-            def stop(reason: str) -> None:
-                nonlocal stopped
-                stopped = True
-                upstream.dispose()
-                timer.dispose()
-                for index in list(open_choices) if seen_choices else [0]:
-                    observer.on_next(Finish(reason, index))
-                observer.on_completed()
-
-            def on_next(token: Any) -> None:
-                nonlocal used
-                with lock:
-                    if stopped:
-                        return
-                    try:
-                        cost = counter(token)
-                    except Exception as error:
-                        stopped_with(error)
-                        return
-                    kind = type(token)
-                    if kind is Usage and token.output_tokens is not None and not token.estimated:
-                        used = max(used, token.output_tokens)
-                    if cost and used + cost > budget:
-                        stop("length")
-                        return
-                    used += cost
-                    if kind is Finish:
-                        seen_choices.add(token.index)
-                        open_choices.pop(token.index, None)
-                    elif kind in CONTENT_KINDS:
-                        index = token.choice if kind in (ToolCallDelta, ToolCall) else token.index
-                        if index not in seen_choices:
-                            seen_choices.add(index)
-                            open_choices[index] = None
-                    observer.on_next(token)
-                    if cost and used >= budget:
-                        stop("length")
-
-            def stopped_with(error: Exception) -> None:
-                nonlocal stopped
-                stopped = True
-                upstream.dispose()
-                timer.dispose()
-                observer.on_error(error)
-
-            def on_error(error: Exception) -> None:
-                with lock:
-                    if not stopped:
-                        stopped_with(error)
-
-            def on_completed() -> None:
-                nonlocal stopped
-                with lock:
-                    if not stopped:
-                        stopped = True
-                        timer.dispose()
-                        observer.on_completed()
-
-            def expire(_due: float) -> None:
-                with lock:
-                    if not stopped:
-                        stop("timeout")
-
-            def cancel() -> None:
-                nonlocal stopped
-                with lock:
-                    stopped = True
-
-            if max_seconds is not None:
-                sched = scheduler or scheduler_ or default_scheduler()
-                now = clock_of(sched)()
-                timer.disposable = schedule_at(sched, now + max_seconds, now, expire)
-            upstream.disposable = source.subscribe(
-                on_next, on_error, on_completed, scheduler=scheduler_
-            )
-            return CompositeDisposable(upstream, timer, Disposable(cancel))
-
-        return Observable(subscribe)
-
-    return operator
-
-
-# --------------------------------------------------------------------------- first_of
-
-
-def first_of_observable(sources: Iterable[Observable[Any]]) -> Observable[Any]:
-    """Implementation of `rxtokens.operators.first_of` (see there)."""
-    candidates = list(sources)
-    if not candidates:
-        raise ConfigError("first_of needs at least one source")
-    for candidate in candidates:
-        if not isinstance(candidate, Observable):
-            raise ConfigError(f"first_of takes Observables, got {candidate!r}")
-
-    def subscribe(
-        observer: abc.ObserverBase[Any], scheduler_: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        lock = threading.RLock()
-        n = len(candidates)
-        subscriptions = [SingleAssignmentDisposable() for _ in range(n)]
-        held: list[list[Any]] = [[] for _ in range(n)]  # non-content tokens before the race ends
-        ended: list[Exception | bool | None] = [False] * n  # False: running; None: completed
-        winner = -1
-        done = False
-
-        def elect(i: int) -> None:
-            nonlocal winner
-            winner = i
-            for j, subscription in enumerate(subscriptions):
-                if j != i:
-                    subscription.dispose()
-            early = held[i]
-            held.clear()  # the race is over: free what the losers held
-            for token in early:
-                observer.on_next(token)
-
-        def settle_without_winner() -> None:
-            """Every source ended before any content: the first that completed wins, else fail."""
-            nonlocal done
-            done = True
-            for i, outcome in enumerate(ended):
-                if outcome is None:
-                    elect(i)
-                    observer.on_completed()
-                    return
-            errors = [e for e in ended if isinstance(e, Exception)]
-            observer.on_error(errors[-1])
-
-        def make_observer(i: int) -> tuple[Any, Any, Any]:
-            def on_next(token: Any) -> None:
-                with lock:
-                    if done:
-                        return
-                    if winner == i:
-                        observer.on_next(token)
-                    elif winner < 0:
-                        if type(token) in CONTENT_KINDS:
-                            elect(i)
-                            observer.on_next(token)
-                        else:
-                            held[i].append(token)
-
-            def on_error(error: Exception) -> None:
-                nonlocal done
-                with lock:
-                    if done:
-                        return
-                    if winner == i:
-                        done = True
-                        observer.on_error(error)
-                    elif winner < 0:
-                        ended[i] = error
-                        held[i] = []
-                        if all(e is not False for e in ended):
-                            settle_without_winner()
-
-            def on_completed() -> None:
-                nonlocal done
-                with lock:
-                    if done:
-                        return
-                    if winner == i:
-                        done = True
-                        observer.on_completed()
-                    elif winner < 0:
-                        ended[i] = None
-                        if all(e is not False for e in ended):
-                            settle_without_winner()
-
-            return on_next, on_error, on_completed
-
-        for i, candidate in enumerate(candidates):
-            if done or (winner >= 0 and winner != i):
-                break
-            on_next, on_error, on_completed = make_observer(i)
-            subscriptions[i].disposable = candidate.subscribe(
-                on_next, on_error, on_completed, scheduler=scheduler_
-            )
-
-        def cancel() -> None:
-            nonlocal done
-            with lock:
-                done = True
-
-        return CompositeDisposable(*subscriptions, Disposable(cancel))
-
-    return Observable(subscribe)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, overload
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import ConfigError, ToolArgumentsError
+from .errors import ConfigError, ToolArgumentsError
 
 __all__ = ["Tool", "ToolArgumentsError", "ToolRegistry"]
 
