@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import NamedTuple, TypeAlias
 from zlib import crc32
 
-from .errors import ConfigError, StreamDecodeError
+from .errors import ConfigError, StreamDecodeError, TruncatedStreamError
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -101,7 +101,9 @@ class EventStreamParser:
     of it is decoded, then each header (known type, in bounds, UTF-8 names and strings, no
     duplicates). Any failure is a `StreamDecodeError` naming the message's offset in the
     stream; so is a message whose prelude announces more than `max_message_bytes` (it
-    fails at once, nothing is buffered), and bytes left over at `close`. A failure ends
+    fails at once, nothing is buffered). A stream that ends inside a message (bytes left
+    over at `close`) is a `TruncatedStreamError`, as every stream that ends early is
+    (retryable by `rxtokens.operators.is_retryable`). A failure ends
     the stream; the good messages before it in the same chunk are returned first and the
     failure is raised by the next `feed` or `close`, so nothing decoded is lost.
 
@@ -209,7 +211,7 @@ class EventStreamParser:
             Always an empty list (complete messages were returned by `feed`).
 
         Raises:
-            StreamDecodeError: the stream ended inside a message.
+            TruncatedStreamError: the stream ended inside a message.
         """
         if self._closed:
             self._raise_pending()
@@ -220,7 +222,7 @@ class EventStreamParser:
             what = f"of a {self._need}-byte message" if self._need > 12 else "of a prelude"
             self._head = b""
             self._more = []
-            raise StreamDecodeError(
+            raise TruncatedStreamError(
                 f"the event stream ended inside a message: {held} bytes {what} at offset "
                 f"{self._offset}; the connection closed early"
             )

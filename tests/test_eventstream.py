@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reactivex.testing import ReactiveTest, TestScheduler
 
-from rxtokens.errors import ConfigError, StreamDecodeError
+from rxtokens.errors import ConfigError, StreamDecodeError, TruncatedStreamError
 from rxtokens.eventstream import (
     DEFAULT_MAX_MESSAGE_BYTES,
     EventStreamMessage,
@@ -222,11 +222,11 @@ def test_truncated_stream_fails_at_close_with_the_offset() -> None:
     wire = encode_message({"a": "b"}, b"payload")
     parser = EventStreamParser()
     assert parser.feed(wire + wire[:20]) != []
-    with pytest.raises(StreamDecodeError, match=r"20 bytes of a 29-byte message at offset 29"):
+    with pytest.raises(TruncatedStreamError, match=r"20 bytes of a 29-byte message at offset 29"):
         parser.close()
     parser = EventStreamParser()
     parser.feed(wire[:5])
-    with pytest.raises(StreamDecodeError, match="5 bytes of a prelude at offset 0"):
+    with pytest.raises(TruncatedStreamError, match="5 bytes of a prelude at offset 0"):
         parser.close()
 
 
@@ -338,7 +338,7 @@ def test_operator_fails_and_disposes_on_corruption_and_on_truncation() -> None:
 
     errors: list[Exception] = []
     reactivex.of(wire + wire[:3]).pipe(parse_aws_eventstream()).subscribe(on_error=errors.append)
-    assert isinstance(errors[0], StreamDecodeError)
+    assert isinstance(errors[0], TruncatedStreamError)
 
 
 def test_operator_passes_errors_through_and_keeps_state_per_subscription() -> None:

@@ -22,12 +22,13 @@ from rxtokens.errors import ConfigError, StreamError
 from rxtokens.operators import (
     aggregate,
     decode_anthropic,
+    decode_bedrock,
     decode_gemini,
     decode_openai_chat,
     decode_openai_responses,
+    parse_aws_eventstream,
     parse_sse,
 )
-from rxtokens.sse import SseEvent
 from rxtokens.testing import FORMATS, Script, ScriptedToolCall, encode, expected_completion
 from rxtokens.testing.transcripts import (
     DIRECTORY,
@@ -38,11 +39,12 @@ from rxtokens.testing.transcripts import (
 )
 from rxtokens.tokens import Completion
 
-DECODERS: dict[str, Callable[[], Callable[[Observable[SseEvent]], Observable[Any]]]] = {
+DECODERS: dict[str, Callable[[], Callable[[Observable[Any]], Observable[Any]]]] = {
     "openai_chat": decode_openai_chat,
     "openai_responses": decode_openai_responses,
     "anthropic": decode_anthropic,
     "gemini": decode_gemini,
+    "bedrock": decode_bedrock,  # after parse_aws_eventstream(), not parse_sse()
 }
 
 
@@ -67,7 +69,8 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
 def outcome(fmt: str, chunks: list[bytes]) -> tuple[list[Completion], Exception | None]:
     completions: list[Completion] = []
     errors: list[Exception] = []
-    reactivex.from_iterable(chunks).pipe(parse_sse(), DECODERS[fmt](), aggregate()).subscribe(
+    parse = parse_aws_eventstream() if fmt == "bedrock" else parse_sse()
+    reactivex.from_iterable(chunks).pipe(parse, DECODERS[fmt](), aggregate()).subscribe(
         completions.append, errors.append
     )
     return completions, (errors[0] if errors else None)

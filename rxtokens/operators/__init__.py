@@ -187,17 +187,17 @@ def parse_aws_eventstream(
     each `rxtokens.eventstream.EventStreamMessage` (immutable ``headers``,
     ``payload`` bytes) is emitted as soon as its last byte arrives, after its
     prelude CRC, lengths, message CRC and headers were checked. A CRC
-    mismatch, an impossible length, a malformed header, a message announced
-    longer than `max_message_bytes` (refused before it is buffered) or a
-    source that completes inside a message fails the stream with
-    `StreamDecodeError` and disposes the source; errors pass through
-    (messages completed before them are delivered first).
+    mismatch, an impossible length, a malformed header or a message announced
+    longer than `max_message_bytes` (refused before it is buffered) fails the
+    stream with `StreamDecodeError` and disposes the source; a source that
+    completes inside a message fails it with `TruncatedStreamError`; errors
+    pass through (messages completed before them are delivered first).
 
     Marble diagram::
 
         source:                  -(m1[:5])-(m1[5:] + m2)-(m3[:9])-|
         parse_aws_eventstream(): ----------(M1, M2)-----------------#
-                                 M1, M2 = the messages; m3 is cut: StreamDecodeError
+                                 M1, M2 = the messages; m3 is cut: TruncatedStreamError
 
     Args:
         max_message_bytes: the largest message accepted (default: botocore's

@@ -18,7 +18,7 @@ def parse_aws_eventstream_(
     `EventStreamParser` has the processor shape (``feed(bytes) -> list``,
     ``close() -> list``): one parser per subscription; a decode error (or a
     non-bytes item) fails the stream and disposes the source; bytes left in
-    an unfinished message at completion fail it with `StreamDecodeError`.
+    an unfinished message at completion fail it with `TruncatedStreamError`.
     """
     EventStreamParser(max_message_bytes=max_message_bytes)  # validate eagerly
     return processor_operator(lambda: EventStreamParser(max_message_bytes=max_message_bytes))

@@ -13,7 +13,7 @@ tests (boto3's ``converse_stream``).
 
 Example:
     >>> from rxtokens.eventstream import EventStreamParser
-    >>> from rxtokens.testing.wire import Script
+    >>> from rxtokens.testing.script import Script
     >>> wire = b"".join(bedrock_events(Script(text="Hi", usage=(3, 1))))
     >>> [m.event_type for m in EventStreamParser().feed(wire)]
     ['messageStart', 'contentBlockDelta', 'contentBlockStop', 'messageStop', 'metadata']
@@ -26,7 +26,7 @@ import string
 from typing import Any
 
 from ..eventstream import encode_message
-from .wire import Script, _compact, _fragments, _tool_id
+from .script import Script, compact_json, cut_fragments, tool_id
 
 __all__ = ["EXCEPTION_TYPES", "bedrock_event", "bedrock_events", "bedrock_exception"]
 
@@ -52,7 +52,7 @@ def bedrock_event(kind: str, body: dict[str, Any], padding: str = "") -> bytes:
     if padding:
         body = {**body, "p": padding}
     headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
-    return encode_message(headers, _compact(body).encode())
+    return encode_message(headers, compact_json(body).encode())
 
 
 def bedrock_exception(kind: str, message: str, **extra: Any) -> bytes:
@@ -62,7 +62,7 @@ def bedrock_exception(kind: str, message: str, **extra: Any) -> bytes:
         ":content-type": "application/json",
         ":message-type": "exception",
     }
-    return encode_message(headers, _compact({"message": message, **extra}).encode())
+    return encode_message(headers, compact_json({"message": message, **extra}).encode())
 
 
 def bedrock_events(script: Script, *, padding: bool = True) -> list[bytes]:
@@ -115,10 +115,10 @@ def bedrock_events(script: Script, *, padding: bool = True) -> list[bytes]:
         emit("contentBlockStop", {"contentBlockIndex": block})
         block += 1
     for i, call in enumerate(script.tool_calls):
-        tool_id = call.id or _tool_id("tooluse_", script.seed, i)
-        start = {"toolUse": {"toolUseId": tool_id, "name": call.name}}
+        use_id = call.id or tool_id("tooluse_", script.seed, i)
+        start = {"toolUse": {"toolUseId": use_id, "name": call.name}}
         emit("contentBlockStart", {"contentBlockIndex": block, "start": start})
-        for piece in _fragments(_compact(dict(call.arguments)), call.fragments):
+        for piece in cut_fragments(compact_json(dict(call.arguments)), call.fragments):
             delta(block, {"toolUse": {"input": piece}})
         emit("contentBlockStop", {"contentBlockIndex": block})
         block += 1
