@@ -226,10 +226,8 @@ class _Merged:
 
     def _merge_usage(self, token: Usage) -> None:
         first = self.token  # the latest reported value wins, field by field
-        self.token = Usage(
-            token.input_tokens if token.input_tokens is not None else first.input_tokens,
-            token.output_tokens if token.output_tokens is not None else first.output_tokens,
-            token.estimated,
+        self.token = Usage._make(
+            new if new is not None else old for new, old in zip(token, first, strict=True)
         )
 
     def _fill_in(self, token: ToolCallDelta) -> None:

@@ -1043,14 +1043,21 @@ def _openai_finish(reason: str | None) -> str:
     return _FINISH_REASONS.get(reason or "stop", "stop")
 
 
-def _usage_dict(usage: Usage) -> dict[str, int]:
+def _usage_dict(usage: Usage) -> dict[str, Any]:
+    """OpenAI's ``usage``, with ``prompt_tokens_details.cached_tokens`` and
+    ``completion_tokens_details.reasoning_tokens`` when the upstream reported them."""
     prompt = usage.input_tokens or 0
     completion = usage.output_tokens or 0
-    return {
+    body: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if usage.cache_read_input_tokens is not None:
+        body["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_input_tokens}
+    if usage.reasoning_tokens is not None:
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return body
 
 
 class ChatChunkEncoder:

@@ -172,7 +172,10 @@ def test_metadata_usage_and_what_follows_it() -> None:
     tokens = ok(
         [stop(), metadata(7, 3, cacheReadInputTokens=4, cacheWriteInputTokens=1), text("x")]
     )
-    assert tokens == [Finish("end_turn"), Usage(7, 3)]
+    assert tokens == [
+        Finish("end_turn"),
+        Usage(7, 3, cache_read_input_tokens=4, cache_write_input_tokens=1),
+    ]
     assert ok([stop(), event("metadata", {"metrics": {"latencyMs": 1}})]) == [Finish("end_turn")]
 
 

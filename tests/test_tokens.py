@@ -137,3 +137,12 @@ def test_completion_round_trips_through_json() -> None:
 def test_invalid_token_json_raises_config_error(text: str | bytes) -> None:
     with pytest.raises(ConfigError):
         token_from_json(text)
+
+
+def test_usage_cost_fields_round_trip_and_stay_out_of_the_repr_when_unknown() -> None:
+    full = Usage(10, 5, cache_read_input_tokens=8, cache_write_input_tokens=2, reasoning_tokens=3)
+    assert token_from_json(token_to_json(full)) == full
+    assert repr(Usage(10, 5)) == "Usage(input_tokens=10, output_tokens=5, estimated=False)"
+    assert "reasoning_tokens=3" in repr(full)
+    assert Usage(10, 5) == Usage(10, 5, False, None, None, None)
+    assert full.total_tokens == 15

@@ -205,3 +205,32 @@ def test_round_trip_random_scripts(case: tuple[str, Script], data: st.DataObject
     completions, error = outcome(fmt, data.draw(chunkings(body)))
     assert error is None, error
     assert completions == [expected_completion(script, fmt)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cache_and_reasoning_counts_reach_the_completion(fmt: str) -> None:
+    """Each format's cache / reasoning usage fields, decoded into `Usage` (None where the
+    provider does not report them)."""
+    script = Script(
+        text="cached answer",
+        reasoning="thinking",
+        usage=(100, 30),
+        cached_tokens=(60, 25),
+        reasoning_tokens=12,
+    )
+    completions, error = outcome(fmt, [b"".join(encode(fmt, script))])
+    assert error is None
+    usage = completions[0].usage
+    assert usage == expected_completion(script, fmt).usage
+    expected = {
+        "openai_chat": (60, None, 12),
+        "openai_responses": (60, None, 12),
+        "anthropic": (60, 25, None),
+        "gemini": (60, None, 1),  # thoughtsTokenCount: one per reasoning delta here
+        "bedrock": (60, 25, None),
+    }[fmt]
+    assert (
+        usage.cache_read_input_tokens,
+        usage.cache_write_input_tokens,
+        usage.reasoning_tokens,
+    ) == expected

@@ -71,7 +71,8 @@ class BedrockDecoder:
     ``messageStop`` -> `Finish` with the raw ``stopReason`` (``end_turn``,
     ``tool_use``, ``max_tokens``, ``stop_sequence``, ``guardrail_intervened``,
     ``content_filtered``) and a `ToolCall` for any tool block still open;
-    ``metadata`` -> `Usage` (``inputTokens`` / ``outputTokens``) and ends the
+    ``metadata`` -> `Usage` (``inputTokens``, ``outputTokens``, ``cacheReadInputTokens``,
+    ``cacheWriteInputTokens``) and ends the
     stream (``metrics.latencyMs`` and ``trace`` are not tokens: ignored).
     Later messages and unknown event types are ignored.
 
@@ -179,7 +180,14 @@ class BedrockDecoder:
             usage = obj.get("usage")
             if not usage:
                 return []
-            return [Usage(usage.get("inputTokens"), usage.get("outputTokens"))]
+            return [
+                Usage(
+                    usage.get("inputTokens"),
+                    usage.get("outputTokens"),
+                    cache_read_input_tokens=usage.get("cacheReadInputTokens"),
+                    cache_write_input_tokens=usage.get("cacheWriteInputTokens"),
+                )
+            ]
         if kind == "contentBlockDelta":
             return self._delta(obj.get("contentBlockIndex"), obj["delta"])
         return []  # messageStart, future event types

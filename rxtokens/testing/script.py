@@ -63,6 +63,10 @@ class Script:
             ``tool_use``, ``STOP``, Responses ``completed``).
         usage: ``(input_tokens, output_tokens)`` to report, or None for none
             (Anthropic always reports usage: None sends zeros).
+        cached_tokens: ``(cache read, cache write)`` prompt tokens reported with the
+            usage, by the providers that report them (OpenAI and Gemini: reads only).
+        reasoning_tokens: the part of the output tokens OpenAI reports as reasoning
+            (Gemini's ``thoughtsTokenCount`` follows the reasoning deltas instead).
         n: number of choices (OpenAI chat only). Choice ``i > 0`` streams the
             text deltas in reverse order, so choices are distinguishable;
             chunks of the choices are interleaved.
@@ -81,6 +85,8 @@ class Script:
     tool_calls: Sequence[ScriptedToolCall] = ()
     finish_reason: str | None = None
     usage: tuple[int, int] | None = (10, 20)
+    cached_tokens: tuple[int, int] = (0, 0)
+    reasoning_tokens: int = 0
     n: int = 1
     refusal: str | Sequence[str] | None = None
     error: Mapping[str, Any] | None = None

@@ -221,9 +221,12 @@ def openai_chat_events(
                     "prompt_tokens": prompt,
                     "completion_tokens": completion,
                     "total_tokens": prompt + completion,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "prompt_tokens_details": {
+                        "cached_tokens": script.cached_tokens[0],
+                        "audio_tokens": 0,
+                    },
                     "completion_tokens_details": {
-                        "reasoning_tokens": 0,
+                        "reasoning_tokens": script.reasoning_tokens,
                         "audio_tokens": 0,
                         "accepted_prediction_tokens": 0,
                         "rejected_prediction_tokens": 0,
@@ -281,9 +284,9 @@ def openai_responses_events(script: Script, *, error_event: str = "failed") -> l
         if status != "in_progress" and script.usage is not None:
             usage = {
                 "input_tokens": script.usage[0],
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": script.cached_tokens[0]},
                 "output_tokens": script.usage[1],
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens},
                 "total_tokens": sum(script.usage),
             }
         body: dict[str, Any] = {
@@ -549,6 +552,7 @@ def anthropic_events(
     msg_id = ids.alnum("msg_01", 22)
     model = script.model or "claude-sonnet-4-5-20250929"
     input_tokens, output_tokens = script.usage if script.usage is not None else (0, 0)
+    cache_read, cache_write = script.cached_tokens
     events: list[bytes] = []
     deltas_sent = 0
 
@@ -578,8 +582,8 @@ def anthropic_events(
                 "stop_sequence": None,
                 "usage": {
                     "input_tokens": input_tokens,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
+                    "cache_creation_input_tokens": cache_write,
+                    "cache_read_input_tokens": cache_read,
                     "cache_creation": {
                         "ephemeral_5m_input_tokens": 0,
                         "ephemeral_1h_input_tokens": 0,
@@ -642,7 +646,9 @@ def anthropic_events(
     usage: dict[str, Any] = {}
     if repeat_input_tokens:
         usage.update(
-            input_tokens=input_tokens, cache_creation_input_tokens=0, cache_read_input_tokens=0
+            input_tokens=input_tokens,
+            cache_creation_input_tokens=cache_write,
+            cache_read_input_tokens=cache_read,
         )
     usage["output_tokens"] = output_tokens
     emit(
@@ -714,6 +720,8 @@ def gemini_events(script: Script) -> list[bytes]:
         if done == count:
             used_thoughts, used_cand = thoughts, candidates_total
         meta: dict[str, Any] = {"promptTokenCount": prompt}
+        if script.cached_tokens[0]:
+            meta["cachedContentTokenCount"] = script.cached_tokens[0]
         if used_cand:
             meta["candidatesTokenCount"] = used_cand
         meta["totalTokenCount"] = prompt + used_cand + used_thoughts
@@ -811,9 +819,7 @@ def expected_completion(script: Script, fmt: str) -> Completion:
             )
         )
     first = choices[0]
-    usage = None if script.usage is None else Usage(*script.usage)
-    if fmt == "anthropic" and script.usage is None:
-        usage = Usage(0, 0)
+    usage = _expected_usage(script, fmt)
     return Completion(
         text=first.text,
         reasoning=first.reasoning,
@@ -823,6 +829,28 @@ def expected_completion(script: Script, fmt: str) -> Completion:
         usage=usage,
         choices=choices,
     )
+
+
+def _expected_usage(script: Script, fmt: str) -> Usage | None:
+    """The `Usage` the decoder of `fmt` reports for `script` (what that format carries)."""
+    if script.usage is None:
+        return (
+            Usage(0, 0, cache_read_input_tokens=0, cache_write_input_tokens=0)
+            if (fmt == "anthropic")
+            else None
+        )
+    read, write = script.cached_tokens
+    details: tuple[int | None, int | None, int | None]
+    if fmt.startswith("openai"):
+        details = (read, None, script.reasoning_tokens)
+    elif fmt == "anthropic":
+        details = (read, write, None)
+    elif fmt == "gemini":
+        thoughts = min(script.usage[1], len(script.reasoning_deltas()))
+        details = (read or None, None, thoughts or None)
+    else:  # bedrock
+        details = (read or None, write or None, None)
+    return Usage(*script.usage, False, *details)
 
 
 def _tool_call_ids(script: Script, fmt: str) -> list[str | None]:

@@ -73,7 +73,8 @@ def bedrock_events(script: Script, *, padding: bool = True) -> list[bytes]:
     ``contentBlockStart`` (``toolUseId``, ``name``), its ``toolUse.input`` fragments and
     ``contentBlockStop``; ``messageStop`` (``end_turn`` / ``tool_use`` unless
     ``script.finish_reason`` says otherwise); ``metadata`` with ``usage`` (``inputTokens``,
-    ``outputTokens``, ``totalTokens``; none when ``script.usage`` is None) and
+    ``outputTokens``, ``totalTokens``, and ``cacheReadInputTokens`` / ``cacheWriteInputTokens``
+    when ``script.cached_tokens`` are not zero; none when ``script.usage`` is None) and
     ``metrics.latencyMs``. ``script.error`` (``{"type": ..., "message": ...}``, type
     ``modelStreamErrorException`` by default) is sent after the text instead of the end.
 
@@ -127,7 +128,11 @@ def bedrock_events(script: Script, *, padding: bool = True) -> list[bytes]:
     metadata: dict[str, Any] = {}
     if script.usage is not None:
         used, made = script.usage
-        metadata["usage"] = {"inputTokens": used, "outputTokens": made, "totalTokens": used + made}
+        usage = {"inputTokens": used, "outputTokens": made, "totalTokens": used + made}
+        read, write = script.cached_tokens
+        if read or write:
+            usage.update(cacheReadInputTokens=read, cacheWriteInputTokens=write)
+        metadata["usage"] = usage
     metadata["metrics"] = {"latencyMs": 100 + rng.randrange(900)}
     emit("metadata", metadata)
     return events
