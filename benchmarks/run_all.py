@@ -153,7 +153,12 @@ def summary_rows(name: str, markdown: str) -> list[str]:
 
 
 def run(quick: bool, only: set[str] | None) -> int:
-    scratch = Path(tempfile.mkdtemp(prefix="rxtokens-bench-")) / "sections.md"
+    """Run the benchmarks and rewrite RESULTS.md; the scratch folder is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="rxtokens-bench-") as scratch_dir:
+        return _run(quick, only, Path(scratch_dir) / "sections.md")
+
+
+def _run(quick: bool, only: set[str] | None, scratch: Path) -> int:
     env = {**os.environ, "RXTOKENS_BENCH_RESULTS": str(scratch), "PYTHONUNBUFFERED": "1"}
     limit = 120 if quick else 600
     started = datetime.datetime.now(datetime.UTC)

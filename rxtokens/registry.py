@@ -48,13 +48,23 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import IO, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import (
+    IO,
+    Any,
+    Literal,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    runtime_checkable,
+)
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, create_model
 from pydantic import field_validator as _field_validator
 from reactivex import Observable
 
-from .errors import ConfigError
+from .errors import ConfigError, ParamError
 from .tokens import TOKEN_TYPES, StreamToken, token_to_json
 
 __all__ = [
@@ -90,20 +100,6 @@ E = TypeVar("E")
 TokenOperator = Callable[[Observable[Any]], Observable[Any]]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
-
-
-class ParamError(ValueError):
-    """One invalid parameter of a registry entry (``field`` None: the whole entry)."""
-
-    def __init__(self, entry: str, field: str | None, message: str) -> None:
-        self.entry = entry
-        self.field = field
-        self.message = message
-        parts = [entry] if entry and not (field is None and message.startswith(entry)) else []
-        if field:
-            parts.append(field)
-        parts.append(message)
-        super().__init__(": ".join(parts))
 
 
 # --------------------------------------------------------------------------- models
@@ -421,8 +417,13 @@ class ProviderEntry:
         return self.factory(model, messages, **kwargs_of(self.params, params))
 
 
-class TokenSink:
-    """A sink of a spec: receives each token, is closed at the end."""
+@runtime_checkable
+class TokenSink(Protocol):
+    """A sink of a spec: receives each token, is closed at the end.
+
+    Any object with these two methods is one; the built-in sinks also inherit
+    the no-op `close`.
+    """
 
     def on_next(self, token: Any) -> None:  # pragma: no cover (interface)
         """Called with each token."""

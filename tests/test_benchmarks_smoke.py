@@ -26,7 +26,10 @@ QUICK_PRINTS_ONLY = {"aggregate", "decode", "sse_parse"}
 
 
 def _run(args: list[str], results: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RXTOKENS_BENCH_RESULTS": str(results)}
+    """Run a benchmark script with its own empty temp folder (``results.parent / "tmp"``)."""
+    scratch = results.parent / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "RXTOKENS_BENCH_RESULTS": str(results), "TMPDIR": str(scratch)}
     return subprocess.run(
         [sys.executable, *args],
         cwd=BENCHMARKS.parent,
@@ -36,6 +39,11 @@ def _run(args: list[str], results: Path, timeout: float) -> subprocess.Completed
         timeout=timeout,
         check=False,
     )
+
+
+def _leftovers(scratch: Path) -> list[str]:
+    """What a run left in its temp folder, but tiktoken's own download cache (kept on purpose)."""
+    return [p.name for p in scratch.iterdir() if p.name != "data-gym-cache"]
 
 
 def test_every_benchmark_is_covered() -> None:
@@ -49,6 +57,7 @@ def test_benchmark_quick_run_writes_its_section(name: str, tmp_path: Path) -> No
     results = tmp_path / "RESULTS.md"
     done = _run([f"benchmarks/{name}.py", "--quick"], results, timeout=80)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert not _leftovers(tmp_path / "tmp")
     if name in QUICK_PRINTS_ONLY and not results.exists():
         assert re.search(r"\d\.\d+x", done.stdout), done.stdout  # a ratio was printed
         return
@@ -73,3 +82,4 @@ def test_run_all_writes_a_summary_then_the_sections(tmp_path: Path) -> None:
     assert summary < text.index("<!-- begin tokens -->")
     assert "| tokens | ok |" in text
     assert "| fanout | ok |" in text
+    assert not _leftovers(tmp_path / "tmp")

