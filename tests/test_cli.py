@@ -59,7 +59,7 @@ def test_demo_prints_the_answer_and_a_status_line() -> None:
     assert "tokens/s" in status
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "gemini", "openai_responses"])
+@pytest.mark.parametrize("provider", ["anthropic", "gemini", "openai_responses", "bedrock"])
 def test_demo_speaks_every_wire_format(provider: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--delay", "0", "--provider", provider, "--prompt", "Hi"]) == 0
     out, err = capsys.readouterr()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+import rxtokens
 from rxtokens import (
     AuthenticationError,
     ConfigError,
@@ -469,3 +470,11 @@ def test_converse_body_from_openai_style_messages() -> None:
         },
         "x": 1,
     }
+
+
+async def test_through_rxtokens_stream_with_bedrock_configuration(srv: ProviderServer) -> None:
+    tokens = rxtokens.stream(
+        f"bedrock:{MODEL}", "Hi", region="eu-central-1", api_key=KEY, base_url=srv.base_url
+    )
+    assert (await collect(tokens)).text.startswith('You asked: "Hi".')
+    assert "region" not in srv.requests[-1].json  # configuration, not a body field

@@ -30,7 +30,7 @@ from yarl import URL
 
 from ..errors import ConfigError, ProviderNotInstalledError
 from ..operators import decode_bedrock, parse_aws_eventstream
-from ..tokens import StreamToken
+from ..tokens import Completion, StreamToken
 from ._base import (
     Capabilities,
     HttpProvider,
@@ -40,8 +40,17 @@ from ._base import (
     normalize_tools,
 )
 from ._http import HttpRequest, Timeouts, stream_bytes
+from ._record import MessageFormat, ProviderRecord, ToolOutcome, tool_call_id, tool_result_text
 
-__all__ = ["DEFAULT_REGION", "EVENTSTREAM_CONTENT_TYPE", "Bedrock", "bedrock", "converse_body"]
+__all__ = [
+    "BEDROCK_MESSAGES",
+    "DEFAULT_REGION",
+    "EVENTSTREAM_CONTENT_TYPE",
+    "RECORD",
+    "Bedrock",
+    "bedrock",
+    "converse_body",
+]
 
 DEFAULT_REGION = "us-east-1"
 """The region used when neither ``region=``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` nor the
@@ -385,3 +394,49 @@ def bedrock(
         headers=headers,
     )
     return provider.stream(model, messages, tools=tools, **params)
+
+
+def _tool_turn(
+    completion: Completion, results: Sequence[ToolOutcome]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    blocks: list[dict[str, Any]] = []
+    if completion.text:
+        blocks.append({"text": completion.text})
+    blocks.extend(
+        {"toolUse": {"toolUseId": tool_call_id(call), "name": call.name, "input": call.arguments}}
+        for call in completion.tool_calls
+    )
+    answers: list[dict[str, Any]] = []
+    for call, result in zip(completion.tool_calls, results, strict=True):
+        answer: dict[str, Any] = {
+            "toolUseId": tool_call_id(call),
+            "content": [{"text": tool_result_text(result)}],
+        }
+        if result.error is not None:
+            answer["status"] = "error"
+        answers.append({"toolResult": answer})
+    return {"role": "assistant", "content": blocks}, [{"role": "user", "content": answers}]
+
+
+def _final_turn(completion: Completion) -> dict[str, Any]:
+    return {"role": "assistant", "content": [{"text": completion.text}]}
+
+
+BEDROCK_MESSAGES = MessageFormat("bedrock", _tool_turn, _final_turn)
+"""Converse blocks: an assistant turn of ``text`` and ``toolUse`` blocks, then one user
+turn of ``toolResult`` blocks (``status: error`` on failure)."""
+
+RECORD = ProviderRecord(
+    "bedrock",
+    Bedrock,
+    bedrock,
+    default_model="us.amazon.nova-lite-v1:0",
+    env_vars=Bedrock.env_vars,
+    decoder=decode_bedrock,
+    parser=parse_aws_eventstream,
+    messages=BEDROCK_MESSAGES,
+    wire_format="bedrock",
+    capabilities=Bedrock.capabilities_,
+    example={"base_url": "http://127.0.0.1:9"},
+)
+"""Amazon Bedrock ConverseStream (SigV4 or a Bedrock API key)."""
