@@ -2,7 +2,7 @@
 
 ::
 
-    rxtokens demo [--prompt P] [--provider openai|openai_responses|anthropic|gemini]
+    rxtokens demo [--prompt P] [--provider openai|openai_responses|anthropic|gemini|bedrock]
                   [--model path.gguf] [--live] [--json]
     rxtokens run "<launch string>" | pipeline.json | -   [--json] [--timeout S] [--quiet]
     rxtokens ops [--json]                 operators, presets, providers and sinks with parameters
@@ -357,6 +357,7 @@ def _demo_source(args: argparse.Namespace) -> Iterator[tuple[Callable[[], Any], 
     provider = args.provider
     record = provider_record(provider)
     decoder = getattr(record.decoder, "__name__", "decode")
+    parser = getattr(record.parser, "__name__", "parse_sse")
     if args.live:
         names = record.env_vars
         if not any(os.environ.get(name) for name in names):
@@ -365,7 +366,7 @@ def _demo_source(args: argparse.Namespace) -> Iterator[tuple[Callable[[], Any], 
         yield (
             lambda: record.stream(model, prompt),
             f"the real {provider} API ({model})",
-            f"HTTPS bytes -> parse_sse -> {decoder}",
+            f"HTTPS bytes -> {parser} -> {decoder}",
         )
         return
     from .testing import demo_stream
@@ -374,7 +375,7 @@ def _demo_source(args: argparse.Namespace) -> Iterator[tuple[Callable[[], Any], 
         yield (
             lambda: tokens,
             f"the bundled {provider} loopback server over real HTTP (no API key needed)",
-            f"HTTP bytes -> parse_sse -> {decoder}",
+            f"HTTP bytes -> {parser} -> {decoder}",
         )
 
 

@@ -149,17 +149,54 @@ class _UsageFields(NamedTuple):
     input_tokens: int | None = None
     output_tokens: int | None = None
     estimated: bool = False
+    cache_read_input_tokens: int | None = None
+    cache_write_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+_USAGE_ALWAYS_SHOWN = ("input_tokens", "output_tokens", "estimated")
 
 
 class Usage(_Kind, _UsageFields):
-    """Token usage. Provider-reported values are cumulative: the latest one wins.
+    """Token usage, what cost is computed from. Provider-reported values are cumulative:
+    the latest one wins.
 
-    `estimated` is True when rxtokens counted the tokens itself (tiktoken)
-    because the provider reported none.
+    - `input_tokens`: the prompt, as the provider counts it. OpenAI and Gemini count
+      cached tokens in it (`cache_read_input_tokens` is a part of it); Anthropic and
+      Bedrock do not (cache reads and writes are billed beside it).
+    - `output_tokens`: the billed output, reasoning included, as OpenAI's
+      ``completion_tokens`` and Anthropic's ``output_tokens`` count it (Gemini:
+      ``candidatesTokenCount + thoughtsTokenCount``).
+    - `cache_read_input_tokens`: prompt tokens served from the cache (OpenAI
+      ``cached_tokens``, Anthropic ``cache_read_input_tokens``, Gemini
+      ``cachedContentTokenCount``, Bedrock ``cacheReadInputTokens``).
+    - `cache_write_input_tokens`: prompt tokens written to the cache (Anthropic
+      ``cache_creation_input_tokens``, Bedrock ``cacheWriteInputTokens``).
+    - `reasoning_tokens`: the part of `output_tokens` spent reasoning (OpenAI
+      ``reasoning_tokens``, Gemini ``thoughtsTokenCount``).
+    - `estimated`: True when rxtokens counted the tokens itself (tiktoken) because the
+      provider reported none.
+
+    Each is None where the provider does not report it; the repr leaves out the
+    cache and reasoning counts when they are None.
+
+    Example:
+        >>> Usage(10, 5)
+        Usage(input_tokens=10, output_tokens=5, estimated=False)
+        >>> Usage(10, 5, cache_read_input_tokens=8).total_tokens
+        15
     """
 
     __slots__ = ()
     type = "usage"
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if value is not None or name in _USAGE_ALWAYS_SHOWN
+        )
+        return f"Usage({shown})"
 
     @property
     def total_tokens(self) -> int | None:

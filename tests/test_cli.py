@@ -59,7 +59,7 @@ def test_demo_prints_the_answer_and_a_status_line() -> None:
     assert "tokens/s" in status
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "gemini", "openai_responses"])
+@pytest.mark.parametrize("provider", ["anthropic", "gemini", "openai_responses", "bedrock"])
 def test_demo_speaks_every_wire_format(provider: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--delay", "0", "--provider", provider, "--prompt", "Hi"]) == 0
     out, err = capsys.readouterr()
@@ -90,7 +90,7 @@ def test_run_json_lines_parse_as_tokens(server: ProviderServer, tmp_path: Path) 
     tokens = [token_from_json(line) for line in result.stdout.splitlines()]
     texts = [t.text for t in tokens if isinstance(t, TextDelta)]
     assert texts == ["Hello ", "there, ", "world"]
-    assert Usage(2, 3) in tokens
+    assert Usage(2, 3, cache_read_input_tokens=0, reasoning_tokens=0) in tokens
     assert tokens[-1].type in ("finish", "usage")
 
 

@@ -222,6 +222,7 @@ def test_encoder_round_trip(repeat_input: bool) -> None:
 def test_encoder_error_stream() -> None:
     script = Script(text="a b", error={"type": "api_error", "message": "Internal"})
     tokens, exc, _ = run(decode_anthropic(), parse(b"".join(anthropic_events(script))))
-    assert tokens == [Usage(10, 1), TextDelta("a"), TextDelta(" b")]
+    cached = {"cache_read_input_tokens": 0, "cache_write_input_tokens": 0}
+    assert tokens == [Usage(10, 1, **cached), TextDelta("a"), TextDelta(" b")]
     assert isinstance(exc, ProviderError)
     assert exc.error_type == "api_error"

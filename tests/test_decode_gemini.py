@@ -92,9 +92,9 @@ def test_thought_parts_are_reasoning_and_count_as_output() -> None:
     ]
     assert ok(decode_gemini(), events) == [
         ReasoningDelta("hmm"),
-        Usage(3, 5),
+        Usage(3, 5, reasoning_tokens=5),
         TextDelta("Yes"),
-        Usage(3, 7),
+        Usage(3, 7, reasoning_tokens=5),
         Finish("STOP"),
     ]
 

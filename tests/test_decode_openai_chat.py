@@ -151,7 +151,7 @@ def test_n2_from_encoder_aggregates_per_choice() -> None:
     body = b"".join(openai_chat_events(script))
     completion = reactivex.from_iterable(parse(body)).pipe(decode_openai_chat(), aggregate()).run()
     assert [c.text for c in completion.choices] == ["xyz", "zyx"]
-    assert completion.usage == Usage(1, 6)
+    assert completion.usage == Usage(1, 6, cache_read_input_tokens=0, reasoning_tokens=0)
 
 
 def test_refusal_becomes_refusal_delta() -> None:
@@ -321,7 +321,7 @@ def test_encoder_stream_decodes_to_exact_tokens() -> None:
         ToolCallDelta(0, None, None, ":1}"),
         ToolCall(0, "call_1", "f", {"a": 1}),
         Finish("tool_calls"),
-        Usage(7, 9),
+        Usage(7, 9, cache_read_input_tokens=0, reasoning_tokens=0),
     ]
 
 

@@ -258,7 +258,7 @@ async def test_a_builtin_record_sends_tool_results_in_its_message_format(
     assert (await agent.completion()).text == "It is 3."
     sent = srv.requests[-1].json
     assert record.messages is not None
-    assert record.messages.name in ("openai", "anthropic", "gemini")
+    assert record.messages.name in ("openai", "anthropic", "gemini", "bedrock")
     assert '"3"' in json.dumps(sent) or ": 3" in json.dumps(sent)
     assert agent.messages[-1] == record.messages.final_turn(agent.completions[-1])
 

@@ -58,6 +58,7 @@ def test_registry_names() -> None:
         "openai_responses",
         "anthropic",
         "gemini",
+        "bedrock",
         "openai_compatible",
         "testing",
         "llama",

@@ -21,6 +21,8 @@ CASES: list[tuple[str, tuple[str, ...], str]] = [
     ("openai_responses", ("OPENAI_API_KEY",), "gpt-4o-mini"),
     ("anthropic", ("ANTHROPIC_API_KEY",), "claude-haiku-4-5"),
     ("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY"), "gemini-2.5-flash"),
+    # SigV4 with environment credentials, or a Bedrock API key
+    ("bedrock", ("AWS_ACCESS_KEY_ID", "AWS_BEARER_TOKEN_BEDROCK"), "us.amazon.nova-lite-v1:0"),
 ]
 
 
@@ -42,6 +44,7 @@ async def test_live_stream_and_health(name: str, model: str) -> None:
         "openai_responses": lambda: {"max_output_tokens": 20},
         "anthropic": lambda: {"max_tokens": 20},
         "gemini": lambda: {"max_tokens": 20},
+        "bedrock": lambda: {"max_tokens": 20},
     }[name]
     try:
         health = await provider.health()

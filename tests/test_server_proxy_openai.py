@@ -64,6 +64,8 @@ async def test_non_streaming_and_tools() -> None:
         text="",
         tool_calls=[ScriptedToolCall("get_weather", {"city": "Paris"}, id="call_1")],
         usage=(5, 7),
+        cached_tokens=(3, 0),
+        reasoning_tokens=2,
     )
     async with running(Reply(script=script)) as srv:
         client = _client(srv)
@@ -88,6 +90,9 @@ async def test_non_streaming_and_tools() -> None:
         assert json.loads(call.function.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
         assert result.usage is not None
         assert result.usage.total_tokens == 12
+        assert result.usage.prompt_tokens_details.cached_tokens == 3  # type: ignore[union-attr]
+        details = result.usage.completion_tokens_details
+        assert details.reasoning_tokens == 2  # type: ignore[union-attr]
         sent = srv.provider.requests[0].json
         assert sent["temperature"] == 0.5
         assert sent["tools"][0]["function"]["name"] == "get_weather"

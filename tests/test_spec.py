@@ -365,7 +365,8 @@ def test_every_registered_provider_builds_from_its_spec_with_defaults(
     from rxtokens.testing.tiny_model import write_tiny_llama_gguf
 
     pytest.importorskip("llama_cpp")
-    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+    keys = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+    for var in (*keys, "AWS_BEARER_TOKEN_BEDROCK"):
         monkeypatch.setenv(var, "test-key")
     model_path = str(write_tiny_llama_gguf(tmp_path / "tiny.gguf"))
     for name, entry in registry.provider_entries().items():

@@ -213,3 +213,12 @@ def test_operator_kinds_compare_by_kind() -> None:
     assert hash(Intent("a", 1.0, "x")) == hash(Intent("a", 1.0, "x", 0))
     assert ToolResult("c", "f", 1, None, 0, 0.0).ok
     assert not ActionResult("a", "m", None, "boom").ok
+
+
+def test_usage_cost_fields_round_trip_and_stay_out_of_the_repr_when_unknown() -> None:
+    full = Usage(10, 5, cache_read_input_tokens=8, cache_write_input_tokens=2, reasoning_tokens=3)
+    assert token_from_json(token_to_json(full)) == full
+    assert repr(Usage(10, 5)) == "Usage(input_tokens=10, output_tokens=5, estimated=False)"
+    assert "reasoning_tokens=3" in repr(full)
+    assert Usage(10, 5) == Usage(10, 5, False, None, None, None)
+    assert full.total_tokens == 15

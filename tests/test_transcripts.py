@@ -22,12 +22,13 @@ from rxtokens.errors import ConfigError, StreamError
 from rxtokens.operators import (
     aggregate,
     decode_anthropic,
+    decode_bedrock,
     decode_gemini,
     decode_openai_chat,
     decode_openai_responses,
+    parse_aws_eventstream,
     parse_sse,
 )
-from rxtokens.sse import SseEvent
 from rxtokens.testing import FORMATS, Script, ScriptedToolCall, encode, expected_completion
 from rxtokens.testing.transcripts import (
     DIRECTORY,
@@ -38,11 +39,12 @@ from rxtokens.testing.transcripts import (
 )
 from rxtokens.tokens import Completion
 
-DECODERS: dict[str, Callable[[], Callable[[Observable[SseEvent]], Observable[Any]]]] = {
+DECODERS: dict[str, Callable[[], Callable[[Observable[Any]], Observable[Any]]]] = {
     "openai_chat": decode_openai_chat,
     "openai_responses": decode_openai_responses,
     "anthropic": decode_anthropic,
     "gemini": decode_gemini,
+    "bedrock": decode_bedrock,  # after parse_aws_eventstream(), not parse_sse()
 }
 
 
@@ -67,7 +69,8 @@ def chunkings(draw: st.DrawFn, body: bytes) -> list[bytes]:
 def outcome(fmt: str, chunks: list[bytes]) -> tuple[list[Completion], Exception | None]:
     completions: list[Completion] = []
     errors: list[Exception] = []
-    reactivex.from_iterable(chunks).pipe(parse_sse(), DECODERS[fmt](), aggregate()).subscribe(
+    parse = parse_aws_eventstream() if fmt == "bedrock" else parse_sse()
+    reactivex.from_iterable(chunks).pipe(parse, DECODERS[fmt](), aggregate()).subscribe(
         completions.append, errors.append
     )
     return completions, (errors[0] if errors else None)
@@ -202,3 +205,32 @@ def test_round_trip_random_scripts(case: tuple[str, Script], data: st.DataObject
     completions, error = outcome(fmt, data.draw(chunkings(body)))
     assert error is None, error
     assert completions == [expected_completion(script, fmt)]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_cache_and_reasoning_counts_reach_the_completion(fmt: str) -> None:
+    """Each format's cache / reasoning usage fields, decoded into `Usage` (None where the
+    provider does not report them)."""
+    script = Script(
+        text="cached answer",
+        reasoning="thinking",
+        usage=(100, 30),
+        cached_tokens=(60, 25),
+        reasoning_tokens=12,
+    )
+    completions, error = outcome(fmt, [b"".join(encode(fmt, script))])
+    assert error is None
+    usage = completions[0].usage
+    assert usage == expected_completion(script, fmt).usage
+    expected = {
+        "openai_chat": (60, None, 12),
+        "openai_responses": (60, None, 12),
+        "anthropic": (60, 25, None),
+        "gemini": (60, None, 1),  # thoughtsTokenCount: one per reasoning delta here
+        "bedrock": (60, 25, None),
+    }[fmt]
+    assert (
+        usage.cache_read_input_tokens,
+        usage.cache_write_input_tokens,
+        usage.reasoning_tokens,
+    ) == expected

@@ -92,20 +92,29 @@ def openai_finish_reason(reason: str | None) -> str:
     return _FINISH_REASONS.get(reason or "stop", "stop")
 
 
-def usage_dict(usage: Usage) -> dict[str, int]:
-    """`Usage` as OpenAI's ``usage`` object (unknown counts are 0).
+def usage_dict(usage: Usage) -> dict[str, Any]:
+    """`Usage` as OpenAI's ``usage`` object (unknown counts are 0), with
+    ``prompt_tokens_details.cached_tokens`` and ``completion_tokens_details.reasoning_tokens``
+    when the upstream reported them.
 
     Example:
         >>> usage_dict(Usage(3, 5))
         {'prompt_tokens': 3, 'completion_tokens': 5, 'total_tokens': 8}
+        >>> usage_dict(Usage(3, 5, cache_read_input_tokens=2))["prompt_tokens_details"]
+        {'cached_tokens': 2}
     """
     prompt = usage.input_tokens or 0
     completion = usage.output_tokens or 0
-    return {
+    body: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if usage.cache_read_input_tokens is not None:
+        body["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_input_tokens}
+    if usage.reasoning_tokens is not None:
+        body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    return body
 
 
 class ChatChunkEncoder:

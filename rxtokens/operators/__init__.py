@@ -20,6 +20,8 @@ from reactivex import operators as _ops
 
 from ..coalesce import TokenMerger as TokenMerger
 from ..errors import ConfigError as _ConfigError
+from ..eventstream import DEFAULT_MAX_MESSAGE_BYTES as _DEFAULT_MAX_MESSAGE_BYTES
+from ..eventstream import EventStreamMessage as _EventStreamMessage
 from ..sse import SseEvent, SseParser
 from ..tokens import Completion, StreamToken
 from ..tokens import PartialToolCall as PartialToolCall
@@ -39,10 +41,12 @@ from ._chunk_by import ChunkProcessor as _ChunkProcessor
 from ._chunk_by import compile_boundary as _compile_boundary
 from ._decode import decoder_operator as _decoder_operator
 from ._decode_anthropic import AnthropicDecoder as _AnthropicDecoder
+from ._decode_bedrock import BedrockDecoder as _BedrockDecoder
 from ._decode_gemini import GeminiDecoder as _GeminiDecoder
 from ._decode_openai import OpenAIChatDecoder as _OpenAIChatDecoder
 from ._decode_openai import OpenAIResponsesDecoder as _OpenAIResponsesDecoder
 from ._dispatch import dispatch_tools_operator as _dispatch_tools_operator
+from ._eventstream import parse_aws_eventstream_ as _parse_aws_eventstream
 from ._first_of import first_of_observable as _first_of_observable
 from ._intents import KeywordClassifier as KeywordClassifier
 from ._intents import Throttle as _Throttle
@@ -91,6 +95,7 @@ __all__ = [
     "chunk_by",
     "count_tokens",
     "decode_anthropic",
+    "decode_bedrock",
     "decode_gemini",
     "decode_openai_chat",
     "decode_openai_responses",
@@ -107,6 +112,7 @@ __all__ = [
     "on_backpressure_coalesce",
     "on_backpressure_latest",
     "on_match",
+    "parse_aws_eventstream",
     "parse_partial_arguments",
     "parse_sse",
     "partial_tool_arguments",
@@ -168,6 +174,53 @@ def parse_sse(
     if max_event_bytes is not None:
         SseParser(max_event_bytes=max_event_bytes)  # validate eagerly
     return _parse_sse(max_event_bytes)
+
+
+def parse_aws_eventstream(
+    *, max_message_bytes: int = _DEFAULT_MAX_MESSAGE_BYTES
+) -> Callable[[Observable[bytes]], Observable[_EventStreamMessage]]:
+    """Parse an ``application/vnd.amazon.eventstream`` byte stream into messages.
+
+    The binary framing of Amazon Bedrock's ``ConverseStream`` (AWS "event
+    stream encoding"). Each subscription gets its own
+    `rxtokens.eventstream.EventStreamParser`: chunks may be cut anywhere, and
+    each `rxtokens.eventstream.EventStreamMessage` (immutable ``headers``,
+    ``payload`` bytes) is emitted as soon as its last byte arrives, after its
+    prelude CRC, lengths, message CRC and headers were checked. A CRC
+    mismatch, an impossible length, a malformed header or a message announced
+    longer than `max_message_bytes` (refused before it is buffered) fails the
+    stream with `StreamDecodeError` and disposes the source; a source that
+    completes inside a message fails it with `TruncatedStreamError`; errors
+    pass through (messages completed before them are delivered first).
+
+    Marble diagram::
+
+        source:                  -(m1[:5])-(m1[5:] + m2)-(m3[:9])-|
+        parse_aws_eventstream(): ----------(M1, M2)-----------------#
+                                 M1, M2 = the messages; m3 is cut: TruncatedStreamError
+
+    Args:
+        max_message_bytes: the largest message accepted (default: botocore's
+            limits, a 16 MiB payload plus 128 KiB of headers).
+
+    Returns:
+        An operator ``Observable[bytes] -> Observable[EventStreamMessage]``.
+
+    Raises:
+        ConfigError: `max_message_bytes` is not an int of at least 16.
+
+    Example:
+        >>> import reactivex
+        >>> from rxtokens.eventstream import encode_message
+        >>> wire = encode_message({":event-type": "ping"}, b"{}") * 2
+        >>> chunks = reactivex.of(wire[:7], wire[7:40], wire[40:])
+        >>> chunks.pipe(parse_aws_eventstream()).subscribe(
+        ...     lambda m: print(m.event_type, m.payload))  # doctest: +ELLIPSIS
+        ping b'{}'
+        ping b'{}'
+        <...>
+    """
+    return _parse_aws_eventstream(max_message_bytes)
 
 
 # --- aggregate ---
@@ -333,6 +386,53 @@ def decode_anthropic() -> Callable[[Observable[SseEvent]], Observable[StreamToke
         TextDelta(text='Hi', index=0)
     """
     return _decoder_operator(_AnthropicDecoder)
+
+
+def decode_bedrock() -> Callable[[Observable[_EventStreamMessage]], Observable[StreamToken]]:
+    """Decode Amazon Bedrock ``ConverseStream`` messages into tokens.
+
+    Use after `parse_aws_eventstream`. ``contentBlockDelta``: ``text`` ->
+    `TextDelta`, ``reasoningContent.text`` -> `ReasoningDelta` (its
+    ``signature`` is not text: ignored), ``toolUse.input`` -> `ToolCallDelta`
+    fragments; ``contentBlockStart`` with ``toolUse`` -> `ToolCallDelta`
+    (``toolUseId``, ``name``); ``contentBlockStop`` of a tool block ->
+    `ToolCall`; ``messageStop`` -> `Finish` (raw ``stopReason``); ``metadata``
+    -> `Usage` and the end of the stream; ``messageStart`` is ignored.
+
+    Errors: exception messages by ``:exception-type``: ``throttlingException``
+    -> `RateLimitError` (429); ``internalServerException`` /
+    ``serviceUnavailableException`` -> `ProviderHTTPError` (500 / 503,
+    retryable like the same HTTP statuses); ``validationException``,
+    ``modelStreamErrorException`` and others -> `ProviderError` with the type
+    as ``error_type``. Completion before ``messageStop`` and ``metadata`` ->
+    `TruncatedStreamError`; invalid JSON -> `StreamDecodeError`.
+
+    Marble diagram::
+
+        source:  -messageStart-contentBlockDelta("Hi")-messageStop-metadata-|
+        decode:  --------------T("Hi")-----------------Finish------Usage----|
+
+    Returns:
+        An operator ``Observable[EventStreamMessage] -> Observable[StreamToken]``.
+
+    Example:
+        >>> import reactivex
+        >>> from rxtokens.eventstream import encode_message
+        >>> def event(kind, payload):
+        ...     return encode_message(
+        ...         {":event-type": kind, ":content-type": "application/json",
+        ...          ":message-type": "event"}, payload)
+        >>> body = (event("contentBlockDelta", b'{"contentBlockIndex":0,"delta":{"text":"Hi"}}')
+        ...         + event("messageStop", b'{"stopReason":"end_turn"}')
+        ...         + event("metadata", b'{"usage":{"inputTokens":3,"outputTokens":1}}'))
+        >>> reactivex.of(body).pipe(parse_aws_eventstream(), decode_bedrock()).subscribe(
+        ...     print)  # doctest: +ELLIPSIS
+        TextDelta(text='Hi', index=0)
+        Finish(reason='end_turn', index=0)
+        Usage(input_tokens=3, output_tokens=1, estimated=False)
+        <...>
+    """
+    return _processor_operator(_BedrockDecoder)
 
 
 def decode_gemini() -> Callable[[Observable[SseEvent]], Observable[StreamToken]]:

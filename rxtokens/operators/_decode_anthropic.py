@@ -58,7 +58,8 @@ class AnthropicDecoder:
     tool block -> `ToolCall` with the parsed input. Tool calls are numbered
     0, 1, ... in order of appearance (not by content block index).
     ``message_delta`` -> `Usage` (its counts are cumulative: they replace
-    earlier ones; ``input_tokens`` is kept from ``message_start`` when absent)
+    earlier ones; ``input_tokens`` and the cache counts, ``cache_read_input_tokens``
+    and ``cache_creation_input_tokens``, are kept from ``message_start`` when absent)
     and `Finish` with the ``stop_reason``; ``message_stop`` ends the stream;
     ``ping`` is ignored; ``error`` raises `ProviderError` with the error's
     ``type`` (``overloaded_error`` ...). ``close()`` before ``message_stop``
@@ -71,11 +72,12 @@ class AnthropicDecoder:
         [TextDelta(text='Hi', index=0)]
     """
 
-    __slots__ = ("_done", "_input", "_ntools", "_tools")
+    __slots__ = ("_cache", "_done", "_input", "_ntools", "_tools")
 
     def __init__(self) -> None:
         self._done = False
         self._input: int | None = None
+        self._cache: tuple[int | None, int | None] = (None, None)  # cache read, write
         self._ntools = 0
         self._tools: dict[Any, _ToolBlock] = {}  # content block index -> open tool block
 
@@ -163,10 +165,7 @@ class AnthropicDecoder:
             tokens: list[StreamToken] = []
             usage = obj.get("usage")
             if usage:
-                given = usage.get("input_tokens")
-                if given is not None:
-                    self._input = given
-                tokens.append(Usage(self._input, usage.get("output_tokens")))
+                tokens.append(self._usage(usage))
             delta = obj.get("delta") or {}
             reason = delta.get("stop_reason")
             if reason is not None:
@@ -174,10 +173,7 @@ class AnthropicDecoder:
             return tokens
         if kind == "message_start":
             usage = (obj.get("message") or {}).get("usage")
-            if not usage:
-                return []
-            self._input = usage.get("input_tokens")
-            return [Usage(self._input, usage.get("output_tokens"))]
+            return [self._usage(usage)] if usage else []
         if kind == "message_stop":
             self._done = True
             return [self._finish(index, tool) for index, tool in list(self._tools.items())]
@@ -190,6 +186,25 @@ class AnthropicDecoder:
                 provider=_PROVIDER,
             )
         return []  # ping without an event line, future event kinds
+
+    def _usage(self, usage: dict[str, Any]) -> Usage:
+        """Usage of a ``message_start`` / ``message_delta``: input and cache counts are
+        kept from earlier events when a later one leaves them out."""
+        given = usage.get("input_tokens")
+        if given is not None:
+            self._input = given
+        read = usage.get("cache_read_input_tokens")
+        write = usage.get("cache_creation_input_tokens")
+        self._cache = (
+            self._cache[0] if read is None else read,
+            self._cache[1] if write is None else write,
+        )
+        return Usage(
+            self._input,
+            usage.get("output_tokens"),
+            cache_read_input_tokens=self._cache[0],
+            cache_write_input_tokens=self._cache[1],
+        )
 
     def _finish(self, index: Any, tool: _ToolBlock) -> ToolCall:
         del self._tools[index]

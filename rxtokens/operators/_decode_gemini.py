@@ -134,7 +134,12 @@ class GeminiDecoder:
                 output = (output or 0) + thoughts
             elif output is None and prompt is not None and finishes:
                 output = 0  # proto3 JSON omits zero counts
-            usage = Usage(prompt, output)
+            usage = Usage(
+                prompt,
+                output,
+                cache_read_input_tokens=meta.get("cachedContentTokenCount"),
+                reasoning_tokens=thoughts,
+            )
             if usage != self._usage:
                 self._usage = usage
                 tokens.append(usage)

@@ -58,6 +58,19 @@ def complete_tool_call(
     return ToolCall(index, call_id, name or "", arguments, choice)
 
 
+def _openai_usage(usage: dict[str, Any], *, responses: bool = False) -> Usage:
+    """`Usage` of an OpenAI ``usage`` object (Chat: ``prompt_tokens`` ...; Responses:
+    ``input_tokens`` ...), with ``cached_tokens`` and ``reasoning_tokens`` from its
+    ``*_tokens_details`` (None when absent)."""
+    given, made = ("input", "output") if responses else ("prompt", "completion")
+    return Usage(
+        usage.get(f"{given}_tokens"),
+        usage.get(f"{made}_tokens"),
+        cache_read_input_tokens=(usage.get(f"{given}_tokens_details") or {}).get("cached_tokens"),
+        reasoning_tokens=(usage.get(f"{made}_tokens_details") or {}).get("reasoning_tokens"),
+    )
+
+
 class _OpenCall:
     """A tool call whose fragments are still arriving."""
 
@@ -170,7 +183,7 @@ class OpenAIChatDecoder:
                     tokens.append(Finish(reason, index))
         usage = chunk.get("usage")
         if usage:
-            tokens.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+            tokens.append(_openai_usage(usage))
         return tokens
 
     def _delta(self, delta: dict[str, Any], index: int, tokens: list[StreamToken]) -> None:
@@ -366,7 +379,7 @@ class OpenAIResponsesDecoder:
                 tokens.extend(self._finish_call(output_index, None))
             usage = response.get("usage")
             if usage:
-                tokens.append(Usage(usage.get("input_tokens"), usage.get("output_tokens")))
+                tokens.append(_openai_usage(usage, responses=True))
             reason = response.get("status") or kind.rpartition(".")[2]
             details = response.get("incomplete_details")
             if kind == "response.incomplete" and details and details.get("reason"):

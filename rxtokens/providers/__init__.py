@@ -5,6 +5,7 @@
 ``openai_responses``   OpenAI Responses API
 ``anthropic``          Anthropic Messages
 ``gemini``             Google Gemini ``streamGenerateContent?alt=sse``
+``bedrock``            Amazon Bedrock ``ConverseStream`` (AWS event stream; SigV4 or API key)
 ``openai_compatible``  vLLM, llama.cpp, Ollama ... (needs ``base_url``)
 ``llama``              a local GGUF model through llama-cpp-python (model = file path)
 ``testing``            the bundled loopback server (`rxtokens.testing`), no key
@@ -59,6 +60,8 @@ from ._table import (
 )
 from .anthropic import RECORD as _ANTHROPIC
 from .anthropic import Anthropic, anthropic
+from .bedrock import RECORD as _BEDROCK
+from .bedrock import Bedrock, bedrock
 from .gemini import RECORD as _GEMINI
 from .gemini import Gemini, gemini
 from .llama import RECORD as _LLAMA
@@ -82,6 +85,7 @@ __all__ = [
     "PROVIDERS",
     "PROVIDER_ENTRY_POINTS",
     "Anthropic",
+    "Bedrock",
     "Capabilities",
     "FunctionProvider",
     "Gemini",
@@ -98,6 +102,7 @@ __all__ = [
     "Timeouts",
     "add_provider",
     "anthropic",
+    "bedrock",
     "close_sessions",
     "find_provider",
     "from_anthropic_stream",
@@ -117,7 +122,7 @@ __all__ = [
 ]
 
 
-BUILTIN_RECORDS: tuple[ProviderRecord, ...] = (*_OPENAI, _ANTHROPIC, _GEMINI, _LLAMA)
+BUILTIN_RECORDS: tuple[ProviderRecord, ...] = (*_OPENAI, _ANTHROPIC, _GEMINI, _BEDROCK, _LLAMA)
 """The records of this package's provider modules (``testing`` comes by entry point)."""
 
 for _record in BUILTIN_RECORDS:
@@ -144,12 +149,16 @@ def get_provider(name: str, **config: Any) -> Provider:
 
 
 def _split_config(factory: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Pop the provider configuration out of `kwargs` (the rest are request parameters)."""
+    """Pop the provider configuration out of `kwargs` (the rest are request parameters).
+
+    Configuration is what the factory names (``region`` and ``profile`` for Bedrock too),
+    or the usual `_CONFIG_NAMES` for a factory that takes ``**config``.
+    """
     parameters = inspect.signature(factory).parameters.values()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
         accepted = set(_CONFIG_NAMES)
     else:
-        accepted = {p.name for p in parameters} & _CONFIG_NAMES
+        accepted = {p.name for p in parameters}
     return {k: kwargs.pop(k) for k in list(kwargs) if k in accepted}
 
 
@@ -170,8 +179,8 @@ def stream(
         prompt_or_messages: a prompt string or ``{"role", "content"}`` messages.
         tools: neutral tool dicts ``{"name", "description", "parameters"}``.
         **kwargs: provider configuration (``api_key``, ``base_url``, ``timeout``,
-            ``headers``, ``include_usage``) and request parameters (``temperature``,
-            ``max_tokens`` ...).
+            ``headers``, ``include_usage``; whatever the provider's factory takes, such as
+            Bedrock's ``region``) and request parameters (``temperature``, ``max_tokens`` ...).
 
     Raises:
         ConfigError: a malformed id, an unknown provider (listing the known ones),

@@ -176,6 +176,8 @@ class HttpProvider(ABC):
     env_vars: ClassVar[tuple[str, ...]]
     default_base_url: ClassVar[str]
     capabilities_: ClassVar[Capabilities]
+    requires_key: ClassVar[bool] = True
+    """False for providers that authenticate otherwise when no key is given (Bedrock: SigV4)."""
 
     def __init__(
         self,
@@ -198,7 +200,7 @@ class HttpProvider(ABC):
         key = api_key
         if key is None:
             key = next((os.environ[v] for v in self.env_vars if os.environ.get(v)), None)
-        if not key and not is_local_url(url):
+        if not key and self.requires_key and not is_local_url(url):
             names = " or ".join(self.env_vars)
             raise ConfigError(
                 f"no API key for {self.name}: set {names} or pass api_key=... "
@@ -296,9 +298,9 @@ class HttpProvider(ABC):
             parse_sse(max_event_bytes=MAX_EVENT_BYTES), self.decoder()
         )
 
-    async def health(self) -> HealthResult:
-        """Check that the endpoint answers and accepts the key (a GET of the model list)."""
-        request = HttpRequest(
+    def health_request(self) -> HttpRequest:
+        """The cheap authenticated GET that `health` sends."""
+        return HttpRequest(
             "GET",
             self.health_url(),
             self.name,
@@ -308,12 +310,16 @@ class HttpProvider(ABC):
             key_hint=self.key_hint,
             expect_event_stream=False,
         )
+
+    async def health(self) -> HealthResult:
+        """Check that the endpoint answers and accepts the key (a GET of the model list)."""
+        request = self.health_request()
         t = self.timeouts
         try:
             session = await acquire_session()
             async with session.get(
                 request.url,
-                headers=dict(request.headers),
+                headers=request.send_headers(),
                 timeout=aiohttp.ClientTimeout(
                     total=t.first_token, sock_connect=t.connect, ceil_threshold=1e9
                 ),

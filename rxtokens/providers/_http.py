@@ -30,7 +30,7 @@ import json
 import re
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,7 +188,11 @@ async def close_sessions() -> None:
 class HttpRequest:
     """One streaming HTTP request. `secret` (the API key) is used only for redaction.
 
-    The repr shows neither the headers nor the secret.
+    The body is `json` (serialised by aiohttp) or, when given, the exact bytes `data`.
+    `signer`, when given, is called right before every send (each subscription, each
+    retry) and returns headers to add: request signatures that carry a timestamp
+    (AWS SigV4) are made then, not when the request is built. The repr shows neither
+    the headers nor the secret.
     """
 
     method: str
@@ -201,6 +205,17 @@ class HttpRequest:
     key_hint: str = field(default="the API key", repr=False)
     """How to fix a missing / wrong key, e.g. ``"set OPENAI_API_KEY or pass api_key=..."``."""
     expect_event_stream: bool = True
+    data: bytes | None = field(default=None, repr=False)
+    signer: Callable[[HttpRequest], Mapping[str, str]] | None = field(default=None, repr=False)
+    stream_content_type: str = "text/event-stream"
+    """The content type of a streaming response (checked when `expect_event_stream`)."""
+
+    def send_headers(self) -> dict[str, str]:
+        """The headers to send now: `headers`, plus the `signer`'s (made at this moment)."""
+        headers = dict(self.headers)
+        if self.signer is not None:
+            headers.update(self.signer(self))
+        return headers
 
 
 _KEYLIKE = re.compile(r"\b(?:sk-[A-Za-z0-9_\-*.]{8,}|AIza[A-Za-z0-9_\-*]{10,})")
@@ -384,8 +399,9 @@ async def iter_bytes(request: HttpRequest) -> AsyncIterator[bytes]:
             response = await session.request(
                 request.method,
                 request.url,
-                headers=dict(request.headers),
-                json=request.json,
+                headers=request.send_headers(),
+                json=request.json if request.data is None else None,
+                data=request.data,
                 timeout=aiohttp.ClientTimeout(
                     total=None, connect=t.connect, sock_connect=t.connect, ceil_threshold=1e9
                 ),
@@ -401,12 +417,13 @@ async def iter_bytes(request: HttpRequest) -> AsyncIterator[bytes]:
         if response.status >= 300:
             body = await _read_capped(response, t.idle)
             raise error_from_response(request, response.status, response.headers, body)
-        if request.expect_event_stream and response.content_type != "text/event-stream":
+        expected = request.stream_content_type
+        if request.expect_event_stream and response.content_type != expected:
             body = await _read_capped(response, t.idle)
             message, _ = _error_message(body[:4096], response.content_type)
             raise StreamDecodeError(
                 f"{request.provider} answered HTTP {response.status} with content type "
-                f"{response.content_type!r}, not 'text/event-stream' (is the URL "
+                f"{response.content_type!r}, not {expected!r} (is the URL "
                 f"{request.url!r} a streaming endpoint?): {redact(message, request.secret)}",
                 provider=request.provider,
             )

@@ -105,9 +105,11 @@ class ProviderRecord:
         default_model: used when a spec names no model (None: a model is required).
         env_vars: the environment variables holding its API key.
         aliases: more names for the same record (``openai_chat`` for ``openai``).
-        decoder: the operator factory that decodes its SSE events into tokens (what
-            `rxtokens.testing.replay` applies after ``parse_sse``); None: it does not
-            stream SSE (llama.cpp; an AWS event-stream provider decodes in its ``stream``).
+        decoder: the operator factory that decodes its events into tokens (what
+            `rxtokens.testing.replay` applies after `parser`); None: no byte stream to
+            decode (llama.cpp).
+        parser: the operator factory that cuts its response body into the events `decoder`
+            reads; None: ``parse_sse`` (Bedrock: ``parse_aws_eventstream``).
         messages: how `rxtokens.inflight.run_agent` sends tool results back (None: unsupported).
         wire_format: the name of its wire format in `rxtokens.testing.wire`, which the
             loopback `rxtokens.testing.ProviderServer` speaks (None: none there).
@@ -126,6 +128,7 @@ class ProviderRecord:
     env_vars: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     decoder: Callable[[], TokenOperator] | None = None
+    parser: Callable[[], Callable[[Observable[bytes]], Observable[Any]]] | None = None
     messages: MessageFormat | None = None
     wire_format: str | None = None
     capabilities: Capabilities = field(default_factory=Capabilities)

@@ -167,7 +167,8 @@ def replay(
         source: a bundled transcript name (``"openai_chat_tools"``, see
             `rxtokens.testing.transcripts.TRANSCRIPTS`), a file path, or the body bytes.
         decoder: the wire format (``openai_chat``, ``openai_responses``, ``anthropic``,
-            ``gemini``); default: the bundled transcript's own, else ``openai_chat``.
+            ``gemini``, ``bedrock``); default: the bundled transcript's own, else
+            ``openai_chat``.
         chunk_size: feed the bytes in pieces of this size (default: all at once).
 
     Raises:
@@ -178,9 +179,7 @@ def replay(
         >>> replay("openai_chat_text").pipe(aggregate()).run().finish_reason
         'stop'
     """
-    decoders = {
-        r.wire_format: r.decoder for r in provider_records().values() if r.decoder and r.wire_format
-    }
+    records = {r.wire_format: r for r in provider_records().values() if r.decoder and r.wire_format}
     if isinstance(source, bytes | bytearray):
         body = bytes(source)
     elif isinstance(source, str) and source in TRANSCRIPTS:
@@ -195,16 +194,17 @@ def replay(
             )
         body = path.read_bytes()
     fmt = decoder or "openai_chat"
-    decoder_of = decoders.get(fmt)
-    if decoder_of is None:
-        raise ConfigError(f"unknown decoder {fmt!r}; known: {', '.join(sorted(decoders))}")
+    record = records.get(fmt)
+    if record is None or record.decoder is None:
+        raise ConfigError(f"unknown decoder {fmt!r}; known: {', '.join(sorted(records))}")
     if chunk_size is not None and (
         isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
     ):
         raise ConfigError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
     size = chunk_size or max(1, len(body))
     chunks = [body[i : i + size] for i in range(0, len(body), size)]
-    return reactivex.from_iterable(chunks).pipe(parse_sse(), decoder_of())
+    parse = record.parser() if record.parser is not None else parse_sse()
+    return reactivex.from_iterable(chunks).pipe(parse, record.decoder())
 
 
 def loopback_stream(

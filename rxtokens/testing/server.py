@@ -8,10 +8,13 @@ routes of the providers:
 ``POST /v1/responses``                             OpenAI Responses
 ``POST /v1/messages``                              Anthropic Messages
 ``POST /v1beta/models/{model}:streamGenerateContent``  Gemini (``?alt=sse``)
+``POST /model/{modelId}/converse-stream``          Amazon Bedrock ConverseStream
 ``GET /v1/models``, ``GET /v1beta/models``         model lists (health checks)
+``GET /foundation-models``                         Bedrock's model list
 =================================================  ====================
 
-Bodies are made by the byte-exact encoders of `rxtokens.testing.wire` from a `Script`.
+Bodies are made by the byte-exact encoders of `rxtokens.testing.wire` from a `Script`
+(Bedrock's: binary AWS event stream messages; it has no pings, so a stall is silent).
 Each request takes the next queued `Reply` (or the server's default: a built-in answer
 about the prompt) whose options shape the delivery: per-event delay, re-chunking, an
 HTTP error in the provider's error shape (429 / 529 with ``retry-after``), a dropped
@@ -63,7 +66,14 @@ DEMO_ANSWER = (
 )
 """The built-in answer of the default script."""
 
-_AUTH_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie")
+_AUTH_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "api-key",
+    "cookie",
+    "x-amz-security-token",
+)
 
 _ROUTES = {
     "/v1/chat/completions": "openai_chat",
@@ -76,6 +86,17 @@ _PINGS = {
     "openai_responses": b": ping\n\n",
     "anthropic": b'event: ping\ndata: {"type": "ping"}\n\n',
     "gemini": b": ping\r\n\r\n",
+    "bedrock": b"",  # the event stream protocol has no keep-alive message
+}
+_CONTENT_TYPES = {"bedrock": "application/vnd.amazon.eventstream"}
+_BEDROCK_ERRORS = {
+    400: "ValidationException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    424: "ModelErrorException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    503: "ServiceUnavailableException",
 }
 
 
@@ -212,6 +233,8 @@ def _error_body(fmt: str, status: int, message: str | None, kind: str | None) ->
     openai_type, anthropic_type, gemini_status = defaults.get(
         status, ("server_error", "api_error", "UNKNOWN")
     )
+    if fmt == "bedrock":
+        return json.dumps({"message": message or f"HTTP {status}"}).encode()
     if fmt == "anthropic":
         text = message or ("Overloaded" if status == 529 else f"HTTP {status}")
         payload: dict[str, Any] = {
@@ -395,6 +418,9 @@ class ProviderServer:
         if path.startswith("/v1beta/models/") and path.endswith(":streamGenerateContent"):
             fmt = "gemini"
             model_from_path = path[len("/v1beta/models/") : -len(":streamGenerateContent")]
+        elif path.startswith("/model/") and path.endswith("/converse-stream"):
+            fmt = "bedrock"
+            model_from_path = path[len("/model/") : -len("/converse-stream")]
         body: Any = None
         if request.can_read_body:
             with contextlib.suppress(ValueError):
@@ -423,7 +449,14 @@ class ProviderServer:
         model_from_path: str | None,
     ) -> web.StreamResponse:
         if request.method == "GET" and path_is_models(request.path):
-            fmt_for_errors = "gemini" if request.path.startswith("/v1beta") else "openai_chat"
+            path = request.path
+            fmt_for_errors = (
+                "gemini"
+                if path.startswith("/v1beta")
+                else "bedrock"
+                if path.startswith("/foundation-models")
+                else "openai_chat"
+            )
             if not self._authorized(request):
                 record.authorized = False
                 return self._error_response(record, fmt_for_errors, 401, Reply(status=401))
@@ -468,6 +501,9 @@ class ProviderServer:
             content_type = reply.content_type or "text/html"
         else:
             message = reply.error_message
+            if fmt == "bedrock" and status == 401:
+                status = 403  # what Bedrock answers for a bad key or signature
+                message = message or "The security token included in the request is invalid."
             if status == 401 and message is None:
                 message = (
                     "Incorrect API key provided: sk-wr***ong. You can find your API key at "
@@ -505,6 +541,12 @@ class ProviderServer:
             headers["retry-after"] = f"{reply.retry_after:g}"
         if fmt == "anthropic":
             headers.setdefault("request-id", "req_011CTestRequestId")
+        if fmt == "bedrock":
+            kind = reply.error_type or _BEDROCK_ERRORS.get(status, "InternalServerException")
+            headers.setdefault(
+                "x-amzn-ErrorType", f"{kind}:http://internal.amazon.com/coral/com.amazon.bedrock/"
+            )
+            headers.setdefault("x-amzn-RequestId", "2f7c2f47-0b1e-4c2b-9d3a-7e3f0c8a9b10")
         record.status = status
         record.completed = True
         record.units_total = record.units_sent = 1
@@ -526,7 +568,7 @@ class ProviderServer:
             units = [data[i : i + size] for i in range(0, len(data), size)]
         record.units_total = len(units)
         headers = {"Cache-Control": "no-cache", **reply.headers}
-        content_type = reply.content_type or "text/event-stream"
+        content_type = reply.content_type or _CONTENT_TYPES.get(fmt, "text/event-stream")
         if content_type.startswith("text/event-stream") and "charset" not in content_type:
             content_type += "; charset=utf-8"
         headers["Content-Type"] = content_type
@@ -609,8 +651,8 @@ class ProviderServer:
 
 
 def path_is_models(path: str) -> bool:
-    """Whether `path` is a model-list route (``/v1/models``, ``/v1beta/models``)."""
-    return path.rstrip("/") in ("/v1/models", "/v1beta/models")
+    """Whether `path` is a model-list route (``/v1/models``, ``/v1beta/models``, Bedrock's)."""
+    return path.rstrip("/") in ("/v1/models", "/v1beta/models", "/foundation-models")
 
 
 def _connected(request: web.Request) -> bool:

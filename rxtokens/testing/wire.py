@@ -22,15 +22,22 @@ Example:
 from __future__ import annotations
 
 import json
-import random
-import re
-import string
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import ConfigError
 from ..tokens import Choice, Completion, ToolCall, Usage
+from .script import (
+    Ids,
+    Script,
+    ScriptedToolCall,
+    compact_json,
+    cut_fragments,
+    default_finish,
+    split_deltas,
+    tool_id,
+)
+from .wire_bedrock import bedrock_events
 
 __all__ = [
     "FORMATS",
@@ -46,95 +53,9 @@ __all__ = [
     "sse_frame",
 ]
 
-FORMATS = ("openai_chat", "openai_responses", "anthropic", "gemini")
-"""The wire formats `encode` knows, by name."""
-
-_ALNUM = string.ascii_letters + string.digits
-
-
-@dataclass(frozen=True)
-class ScriptedToolCall:
-    """One tool call the scripted model makes.
-
-    Attributes:
-        name: the function name.
-        arguments: the arguments; serialised as compact JSON and streamed in
-            `fragments` pieces (split at character offsets, so pieces cut
-            through keys and strings as real providers do).
-        id: the call id; None makes one in the provider's shape
-            (``call_...`` / ``toolu_...``). Gemini calls never have an id.
-        fragments: how many argument fragments to stream (at least 1).
-    """
-
-    name: str
-    arguments: Mapping[str, Any] = field(default_factory=dict)
-    id: str | None = None
-    fragments: int = 3
-
-
-@dataclass(frozen=True)
-class Script:
-    """What a scripted model streams; every encoder renders it in its provider's format.
-
-    Attributes:
-        text: the answer, as the list of deltas to stream, or a string that
-            `split_deltas` cuts into word-sized deltas.
-        reasoning: reasoning / thinking text streamed before the answer (same forms).
-        tool_calls: tool calls made after the text (choice 0 only).
-        finish_reason: the provider's raw finish/stop reason; None picks the
-            provider's usual one (``stop`` / ``tool_calls``, ``end_turn`` /
-            ``tool_use``, ``STOP``, Responses ``completed``).
-        usage: ``(input_tokens, output_tokens)`` to report, or None for none
-            (Anthropic always reports usage: None sends zeros).
-        n: number of choices (OpenAI chat only). Choice ``i > 0`` streams the
-            text deltas in reverse order, so choices are distinguishable;
-            chunks of the choices are interleaved.
-        refusal: refusal text (OpenAI ``delta.refusal`` / Responses
-            ``response.refusal.delta``), streamed instead of the text.
-        error: a mid-stream error sent after the text instead of the normal
-            end: ``{"type": ..., "message": ..., "code": ...}`` (``code``
-            optional). Each encoder renders it in its provider's error shape.
-        model: the model name to report (None: a typical one per provider).
-        logprobs: OpenAI chat only: attach ``logprobs.content`` to text chunks.
-        seed: seeds ids and timestamps.
-    """
-
-    text: str | Sequence[str] = ()
-    reasoning: str | Sequence[str] = ()
-    tool_calls: Sequence[ScriptedToolCall] = ()
-    finish_reason: str | None = None
-    usage: tuple[int, int] | None = (10, 20)
-    n: int = 1
-    refusal: str | Sequence[str] | None = None
-    error: Mapping[str, Any] | None = None
-    model: str | None = None
-    logprobs: bool = False
-    seed: int = 0
-
-    def text_deltas(self, choice: int = 0) -> list[str]:
-        """The text deltas of `choice` (choices > 0 stream them reversed)."""
-        deltas = split_deltas(self.text)
-        return deltas if choice == 0 else deltas[::-1]
-
-    def reasoning_deltas(self) -> list[str]:
-        """The reasoning deltas."""
-        return split_deltas(self.reasoning)
-
-    def refusal_deltas(self) -> list[str]:
-        """The refusal deltas (empty when there is no refusal)."""
-        return [] if self.refusal is None else split_deltas(self.refusal)
-
-
-def split_deltas(text: str | Sequence[str]) -> list[str]:
-    """Deltas of `text`: a sequence is taken as is; a string is cut before each word.
-
-    Example:
-        >>> split_deltas("Hello, big  world ")
-        ['Hello,', ' big', '  world', ' ']
-    """
-    if isinstance(text, str):
-        return re.findall(r"\s*\S+|\s+", text)
-    return list(text)
+FORMATS = ("openai_chat", "openai_responses", "anthropic", "gemini", "bedrock")
+"""The wire formats `encode` knows, by name (``bedrock``: `rxtokens.testing.wire_bedrock`,
+an AWS event stream, not SSE)."""
 
 
 def sse_frame(data: str, *, event: str | None = None, crlf: bool = False) -> bytes:
@@ -148,35 +69,6 @@ def sse_frame(data: str, *, event: str | None = None, crlf: bool = False) -> byt
     lines = [] if event is None else [f"event: {event}"]
     lines.extend(f"data: {line}" for line in data.split("\n"))
     return (nl.join(lines) + nl + nl).encode()
-
-
-def _compact(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-def _fragments(text: str, count: int) -> list[str]:
-    """Cut `text` into `count` pieces at character offsets (the first may be empty)."""
-    count = max(1, count)
-    step = -(-len(text) // count) if text else 1
-    pieces = [text[i : i + step] for i in range(0, len(text), step)] or [""]
-    return pieces
-
-
-class _Ids:
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-
-    def alnum(self, prefix: str, length: int) -> str:
-        return prefix + "".join(self.rng.choice(_ALNUM) for _ in range(length))
-
-    def hex(self, prefix: str, length: int) -> str:
-        return prefix + "".join(self.rng.choice("0123456789abcdef") for _ in range(length))
-
-
-def _default_finish(script: Script, plain: str, tools: str) -> str:
-    if script.finish_reason is not None:
-        return script.finish_reason
-    return tools if script.tool_calls else plain
 
 
 # --------------------------------------------------------------------------- OpenAI chat
@@ -215,7 +107,7 @@ def openai_chat_events(
     Returns:
         One ``bytes`` per SSE event, ``\\n\\n``-terminated.
     """
-    ids = _Ids(script.seed)
+    ids = Ids(script.seed)
     chunk_id = ids.alnum("chatcmpl-", 29)
     created = 1_700_000_000 + script.seed
     model = script.model or "gpt-4o-mini-2024-07-18"
@@ -238,7 +130,7 @@ def openai_chat_events(
             body["obfuscation"] = ids.alnum("", ids.rng.randint(1, 12))
         if extra_fields:
             body.update(extra_fields)
-        return sse_frame(_compact(body))
+        return sse_frame(compact_json(body))
 
     def choice(
         index: int, delta: dict[str, Any], *, logprob_token: str | None = None
@@ -275,7 +167,7 @@ def openai_chat_events(
             )
         if c == 0:
             for i, call in enumerate(script.tool_calls):
-                call_id = call.id or _tool_id("call_", script.seed, i)
+                call_id = call.id or tool_id("call_", script.seed, i)
                 items.append(
                     choice(
                         c,
@@ -291,7 +183,7 @@ def openai_chat_events(
                         },
                     )
                 )
-                for piece in _fragments(_compact(dict(call.arguments)), call.fragments):
+                for piece in cut_fragments(compact_json(dict(call.arguments)), call.fragments):
                     items.append(
                         choice(c, {"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
                     )
@@ -311,14 +203,14 @@ def openai_chat_events(
             "param": None,
             "code": script.error.get("code"),
         }
-        events.append(sse_frame(_compact({"error": error})))
+        events.append(sse_frame(compact_json({"error": error})))
         if done_after_error:
             events.append(sse_frame("[DONE]"))
         return events
-    finish = _default_finish(script, "stop", "tool_calls")
+    finish = default_finish(script, "stop", "tool_calls")
     for c in range(n):
         last = choice(c, {})
-        last["finish_reason"] = finish if c == 0 else _default_finish(script, "stop", "stop")
+        last["finish_reason"] = finish if c == 0 else default_finish(script, "stop", "stop")
         events.append(chunk([last]))
     if include_usage and script.usage is not None:
         prompt, completion = script.usage
@@ -329,9 +221,12 @@ def openai_chat_events(
                     "prompt_tokens": prompt,
                     "completion_tokens": completion,
                     "total_tokens": prompt + completion,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                    "prompt_tokens_details": {
+                        "cached_tokens": script.cached_tokens[0],
+                        "audio_tokens": 0,
+                    },
                     "completion_tokens_details": {
-                        "reasoning_tokens": 0,
+                        "reasoning_tokens": script.reasoning_tokens,
                         "audio_tokens": 0,
                         "accepted_prediction_tokens": 0,
                         "rejected_prediction_tokens": 0,
@@ -371,7 +266,7 @@ def openai_responses_events(script: Script, *, error_event: str = "failed") -> l
     Returns:
         One ``bytes`` per SSE event.
     """
-    ids = _Ids(script.seed)
+    ids = Ids(script.seed)
     resp_id = ids.hex("resp_", 48)
     created = 1_700_000_000 + script.seed
     model = script.model or "gpt-4.1-mini-2025-04-14"
@@ -382,16 +277,16 @@ def openai_responses_events(script: Script, *, error_event: str = "failed") -> l
         nonlocal seq
         body = {"type": kind, **fields, "sequence_number": seq}
         seq += 1
-        events.append(sse_frame(_compact(body), event=kind))
+        events.append(sse_frame(compact_json(body), event=kind))
 
     def response(status: str, output: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         usage = None
         if status != "in_progress" and script.usage is not None:
             usage = {
                 "input_tokens": script.usage[0],
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": script.cached_tokens[0]},
                 "output_tokens": script.usage[1],
-                "output_tokens_details": {"reasoning_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": script.reasoning_tokens},
                 "total_tokens": sum(script.usage),
             }
         body: dict[str, Any] = {
@@ -571,7 +466,7 @@ def openai_responses_events(script: Script, *, error_event: str = "failed") -> l
 
     for i, call in enumerate(script.tool_calls):
         item_id = ids.hex("fc_", 48)
-        call_id = call.id or _tool_id("call_", script.seed, i)
+        call_id = call.id or tool_id("call_", script.seed, i)
         oi = len(output)
         emit(
             "response.output_item.added",
@@ -585,8 +480,8 @@ def openai_responses_events(script: Script, *, error_event: str = "failed") -> l
                 "name": call.name,
             },
         )
-        args = _compact(dict(call.arguments))
-        for piece in _fragments(args, call.fragments):
+        args = compact_json(dict(call.arguments))
+        for piece in cut_fragments(args, call.fragments):
             emit(
                 "response.function_call_arguments.delta",
                 item_id=item_id,
@@ -653,15 +548,16 @@ def anthropic_events(
     Returns:
         One ``bytes`` per SSE event.
     """
-    ids = _Ids(script.seed)
+    ids = Ids(script.seed)
     msg_id = ids.alnum("msg_01", 22)
     model = script.model or "claude-sonnet-4-5-20250929"
     input_tokens, output_tokens = script.usage if script.usage is not None else (0, 0)
+    cache_read, cache_write = script.cached_tokens
     events: list[bytes] = []
     deltas_sent = 0
 
     def emit(kind: str, body: dict[str, Any]) -> None:
-        events.append(sse_frame(_compact({"type": kind, **body}), event=kind))
+        events.append(sse_frame(compact_json({"type": kind, **body}), event=kind))
 
     def ping() -> None:
         events.append(sse_frame('{"type": "ping"}', event="ping"))
@@ -686,8 +582,8 @@ def anthropic_events(
                 "stop_sequence": None,
                 "usage": {
                     "input_tokens": input_tokens,
-                    "cache_creation_input_tokens": 0,
-                    "cache_read_input_tokens": 0,
+                    "cache_creation_input_tokens": cache_write,
+                    "cache_read_input_tokens": cache_read,
                     "cache_creation": {
                         "ephemeral_5m_input_tokens": 0,
                         "ephemeral_1h_input_tokens": 0,
@@ -736,28 +632,30 @@ def anthropic_events(
                 "index": block,
                 "content_block": {
                     "type": "tool_use",
-                    "id": call.id or _tool_id("toolu_01", script.seed, i),
+                    "id": call.id or tool_id("toolu_01", script.seed, i),
                     "name": call.name,
                     "input": {},
                 },
             },
         )
         delta(block, {"type": "input_json_delta", "partial_json": ""})
-        for piece in _fragments(_compact(dict(call.arguments)), call.fragments):
+        for piece in cut_fragments(compact_json(dict(call.arguments)), call.fragments):
             delta(block, {"type": "input_json_delta", "partial_json": piece})
         emit("content_block_stop", {"index": block})
         block += 1
     usage: dict[str, Any] = {}
     if repeat_input_tokens:
         usage.update(
-            input_tokens=input_tokens, cache_creation_input_tokens=0, cache_read_input_tokens=0
+            input_tokens=input_tokens,
+            cache_creation_input_tokens=cache_write,
+            cache_read_input_tokens=cache_read,
         )
     usage["output_tokens"] = output_tokens
     emit(
         "message_delta",
         {
             "delta": {
-                "stop_reason": _default_finish(script, "end_turn", "tool_use"),
+                "stop_reason": default_finish(script, "end_turn", "tool_use"),
                 "stop_sequence": None,
             },
             "usage": usage,
@@ -792,7 +690,7 @@ def gemini_events(script: Script) -> list[bytes]:
     Returns:
         One ``bytes`` per SSE event.
     """
-    ids = _Ids(script.seed)
+    ids = Ids(script.seed)
     response_id = ids.alnum("", 22)
     model = script.model or "gemini-2.5-flash"
     prompt, total_out = script.usage if script.usage is not None else (0, 0)
@@ -822,6 +720,8 @@ def gemini_events(script: Script) -> list[bytes]:
         if done == count:
             used_thoughts, used_cand = thoughts, candidates_total
         meta: dict[str, Any] = {"promptTokenCount": prompt}
+        if script.cached_tokens[0]:
+            meta["cachedContentTokenCount"] = script.cached_tokens[0]
         if used_cand:
             meta["candidatesTokenCount"] = used_cand
         meta["totalTokenCount"] = prompt + used_cand + used_thoughts
@@ -835,7 +735,7 @@ def gemini_events(script: Script) -> list[bytes]:
             break
         candidate: dict[str, Any] = {"content": {"parts": [part], "role": "model"}}
         if i == count - 1 and script.error is None:
-            candidate["finishReason"] = _default_finish(script, "STOP", "STOP")
+            candidate["finishReason"] = default_finish(script, "STOP", "STOP")
         candidate["index"] = 0
         body: dict[str, Any] = {"candidates": [candidate]}
         if script.usage is not None:
@@ -869,6 +769,7 @@ def encode(fmt: str, script: Script, **options: Any) -> list[bytes]:
         "openai_responses": openai_responses_events,
         "anthropic": anthropic_events,
         "gemini": gemini_events,
+        "bedrock": bedrock_events,
     }
     return encoders[fmt](script, **options)
 
@@ -894,13 +795,13 @@ def expected_completion(script: Script, fmt: str) -> Completion:
         for i, call in enumerate(script.tool_calls)
     ]
     if fmt == "openai_chat":
-        finish = _default_finish(script, "stop", "tool_calls")
+        finish = default_finish(script, "stop", "tool_calls")
     elif fmt == "openai_responses":
         finish = script.finish_reason or "completed"
-    elif fmt == "anthropic":
-        finish = _default_finish(script, "end_turn", "tool_use")
+    elif fmt in ("anthropic", "bedrock"):
+        finish = default_finish(script, "end_turn", "tool_use")
     else:
-        finish = _default_finish(script, "STOP", "STOP")
+        finish = default_finish(script, "STOP", "STOP")
     refusal = "".join(script.refusal_deltas()) if fmt.startswith("openai") else ""
     has_refusal = fmt.startswith("openai") and script.refusal is not None
     n = max(1, script.n) if fmt == "openai_chat" else 1
@@ -914,13 +815,11 @@ def expected_completion(script: Script, fmt: str) -> Completion:
                 reasoning=reasoning,
                 refusal=refusal,
                 tool_calls=tools if c == 0 else [],
-                finish_reason=finish if c == 0 else _default_finish(script, "stop", "stop"),
+                finish_reason=finish if c == 0 else default_finish(script, "stop", "stop"),
             )
         )
     first = choices[0]
-    usage = None if script.usage is None else Usage(*script.usage)
-    if fmt == "anthropic" and script.usage is None:
-        usage = Usage(0, 0)
+    usage = _expected_usage(script, fmt)
     return Completion(
         text=first.text,
         reasoning=first.reasoning,
@@ -932,16 +831,37 @@ def expected_completion(script: Script, fmt: str) -> Completion:
     )
 
 
+def _expected_usage(script: Script, fmt: str) -> Usage | None:
+    """The `Usage` the decoder of `fmt` reports for `script` (what that format carries)."""
+    if script.usage is None:
+        return (
+            Usage(0, 0, cache_read_input_tokens=0, cache_write_input_tokens=0)
+            if (fmt == "anthropic")
+            else None
+        )
+    read, write = script.cached_tokens
+    details: tuple[int | None, int | None, int | None]
+    if fmt.startswith("openai"):
+        details = (read, None, script.reasoning_tokens)
+    elif fmt == "anthropic":
+        details = (read, write, None)
+    elif fmt == "gemini":
+        thoughts = min(script.usage[1], len(script.reasoning_deltas()))
+        details = (read or None, None, thoughts or None)
+    else:  # bedrock
+        details = (read or None, write or None, None)
+    return Usage(*script.usage, False, *details)
+
+
 def _tool_call_ids(script: Script, fmt: str) -> list[str | None]:
     """The tool call ids the encoder of `fmt` uses for `script`."""
-    prefix = {"openai_chat": "call_", "openai_responses": "call_", "anthropic": "toolu_01"}.get(fmt)
+    prefix = {
+        "openai_chat": "call_",
+        "openai_responses": "call_",
+        "anthropic": "toolu_01",
+        "bedrock": "tooluse_",
+    }.get(fmt)
     return [
-        None if prefix is None else call.id or _tool_id(prefix, script.seed, i)
+        None if prefix is None else call.id or tool_id(prefix, script.seed, i)
         for i, call in enumerate(script.tool_calls)
     ]
-
-
-def _tool_id(prefix: str, seed: int, index: int) -> str:
-    """A deterministic tool call id in the provider's shape."""
-    rng = random.Random(f"{prefix}{seed}:{index}")
-    return prefix + "".join(rng.choice(_ALNUM) for _ in range(24 if prefix == "call_" else 22))
