@@ -3,65 +3,50 @@
 from __future__ import annotations
 
 from . import presets
-from .aio import EmptyStreamError, collect, from_async_iterable, run, to_async_iterator
-from .broadcast import (
-    Broadcast,
-    BroadcastCancelledError,
-    ReplayGapError,
-    Sequenced,
-    stream_to,
-    stream_to_sync,
-)
+from .aio import collect, from_async_iterable, run, to_async_iterator
+from .broadcast import Broadcast, Sequenced, stream_to, stream_to_sync
+from .completion import CompletionBuilder
 from .errors import (
     AuthenticationError,
     BackpressureOverflowError,
+    BroadcastCancelledError,
     ConfigError,
     ConnectionLostError,
+    EmptyStreamError,
+    LaunchSyntaxError,
     ProviderError,
     ProviderHTTPError,
     ProviderNotInstalledError,
     RateLimitError,
+    ReplayGapError,
     RxTokensError,
+    SpecError,
     StreamDecodeError,
     StreamError,
     StreamTimeoutError,
     TruncatedStreamError,
 )
-from .inflight import (
-    ActionResult,
-    Agent,
-    Intent,
-    KeywordClassifier,
-    StepBoundary,
-    TextMatch,
-    Tool,
-    ToolRegistry,
-    ToolResult,
-    run_agent,
-)
-from .launch import LaunchSyntaxError
-from .operators import (
-    AdaptiveFlowController,
-    FlowSnapshot,
-    MetricsSnapshot,
-    PartialToolCall,
-    StreamMetrics,
-)
-from .operators._aggregate import CompletionBuilder
+from .inflight import Agent, KeywordClassifier, TextMatch, Tool, ToolRegistry, run_agent
+from .operators import AdaptiveFlowController, FlowSnapshot, MetricsSnapshot, StreamMetrics
 from .providers import stream
 from .registry import register_operator, register_provider, register_sink
-from .spec import OperatorSpec, PipelineSpec, SinkSpec, SourceSpec, SpecError, parse_launch
+from .spec import OperatorSpec, PipelineSpec, SinkSpec, SourceSpec, parse_launch
 from .sse import SseEvent, SseParser
 from .tokens import (
+    ActionResult,
     Choice,
     Completion,
     Finish,
+    Intent,
+    PartialToolCall,
     ReasoningDelta,
     RefusalDelta,
+    StepBoundary,
     StreamToken,
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    ToolResult,
     Usage,
     token_from_dict,
     token_from_json,

@@ -59,10 +59,11 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 from reactivex.subject import BehaviorSubject
 
+from .completion import CompletionBuilder, attach_partial
 from .errors import (
     BackpressureOverflowError,
     ConfigError,
-    RxTokensError,
+    EmptyStreamError,
     StreamError,
     StreamTimeoutError,
 )
@@ -93,10 +94,6 @@ _get_running_loop = asyncio._get_running_loop  # C-accelerated; None outside a r
 
 _background_tasks: set[asyncio.Task[None]] = set()
 """Strong references to running pump tasks (the loop keeps only weak ones)."""
-
-
-class EmptyStreamError(RxTokensError, LookupError):
-    """`first` or `last` awaited an Observable that completed without emitting anything."""
 
 
 # --- flow control ---------------------------------------------------------------------------
@@ -904,10 +901,6 @@ async def collect(
         raise ConfigError(
             f"collect() needs an Observable of tokens, got {type(observable).__name__}"
         )
-    # late import: importing the operators package from here at module level would make
-    # every operator module that uses rxtokens.aio part of an import cycle
-    from .operators._aggregate import CompletionBuilder
-
     builder = CompletionBuilder()
     add = builder.add
 
@@ -922,8 +915,7 @@ async def collect(
             async with asyncio.timeout(timeout):
                 await _consume(observable, keep)
     except StreamError as exc:
-        with contextlib.suppress(Exception):
-            exc.with_partial(builder.build(strict=False))
+        attach_partial(exc, builder)
         raise
     except TimeoutError:
         raise StreamTimeoutError(

@@ -93,8 +93,13 @@ from reactivex.disposable import Disposable, SingleAssignmentDisposable
 from reactivex.subject import Subject
 
 from .aio import flow_control_scope
-from .errors import BackpressureOverflowError, ConfigError, RxTokensError, StreamError
-from .operators._aggregate import CompletionBuilder
+from .completion import CompletionBuilder, attach_partial
+from .errors import (
+    BackpressureOverflowError,
+    BroadcastCancelledError,
+    ConfigError,
+    ReplayGapError,
+)
 from .tokens import (
     Completion,
     Finish,
@@ -143,19 +148,6 @@ class Sequenced(NamedTuple):
 
     seq: int
     token: Any
-
-
-class ReplayGapError(RxTokensError, LookupError):
-    """`Broadcast.sequenced` was asked to resume after a seq older than the retained history."""
-
-    def __init__(self, message: str, *, after: int, oldest: int) -> None:
-        super().__init__(message)
-        self.after = after
-        self.oldest = oldest
-
-
-class BroadcastCancelledError(StreamError):
-    """The broadcast stopped before its upstream ended (last subscriber left, or `cancel()`)."""
 
 
 def _noop(*_: Any) -> None:
@@ -1047,8 +1039,7 @@ class Broadcast(Generic[_T]):
         )
         with self._lock:
             self._catch_up()
-            with contextlib.suppress(Exception):
-                error.with_partial(self._builder.build(strict=False))
+            attach_partial(error, self._builder)
             self._report(sub, error)
             if sub in self._subs:
                 self._subs = tuple(s for s in self._subs if s is not sub)
@@ -1156,9 +1147,8 @@ class Broadcast(Generic[_T]):
                     completion = self._builder.build()
                 except Exception as exc:  # malformed tool arguments: only the answer fails
                     error = exc
-            elif isinstance(error, StreamError):
-                with contextlib.suppress(Exception):  # never hide the original error
-                    error.with_partial(self._builder.build(strict=False))
+            else:
+                attach_partial(error, self._builder)
             self._completion = completion
             self._error = error
             self._end = upstream_error

@@ -4,7 +4,13 @@
 
     RxTokensError
     ├── ConfigError (ValueError)                 bad arguments, unknown ids, invalid specs
+    │   ├── SpecError                            an invalid pipeline spec, one line per problem
+    │   └── LaunchSyntaxError                    a launch string that breaks the grammar
+    ├── ParamError (ValueError)                  one invalid parameter of a registry entry
+    ├── ToolArgumentsError (ValueError)          a tool call's arguments do not fit the tool
     ├── ProviderNotInstalledError (ImportError)  an optional extra is missing
+    ├── EmptyStreamError (LookupError)           first() / last() of a stream that emitted nothing
+    ├── ReplayGapError (LookupError)             resume after a seq the broadcast no longer holds
     ├── StreamError                              a stream failed after it started; carries .partial
     │   ├── ProviderHTTPError                    non-2xx response: status, body, headers, provider
     │   │   ├── AuthenticationError              401 / 403
@@ -14,7 +20,8 @@
     │   ├── StreamDecodeError                    bytes or JSON that are not the provider's format
     │   ├── ConnectionLostError                  no connection: refused, reset, DNS failure
     │   ├── StreamTimeoutError (asyncio.TimeoutError)  connect / first token / idle timeout
-    │   └── BackpressureOverflowError            a bounded buffer overflowed (policy "error")
+    │   ├── BackpressureOverflowError            a bounded buffer overflowed (policy "error")
+    │   └── BroadcastCancelledError              a broadcast stopped before its upstream ended
 
 Every `StreamError` has ``.partial``: the `Completion` of everything received
 before the failure, so no text is ever lost. Aggregating stages (`aggregate()`,
@@ -26,8 +33,8 @@ Messages say what happened and what to do; API keys never appear in them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .tokens import Completion
@@ -35,18 +42,27 @@ if TYPE_CHECKING:
 __all__ = [
     "AuthenticationError",
     "BackpressureOverflowError",
+    "BroadcastCancelledError",
     "ConfigError",
     "ConnectionLostError",
+    "EmptyStreamError",
+    "LaunchSyntaxError",
+    "ParamError",
     "ProviderError",
     "ProviderHTTPError",
     "ProviderNotInstalledError",
     "RateLimitError",
+    "ReplayGapError",
     "RxTokensError",
+    "SpecError",
     "StreamDecodeError",
     "StreamError",
     "StreamTimeoutError",
+    "ToolArgumentsError",
     "TruncatedStreamError",
 ]
+# (`caret_excerpt`, the helper that draws a launch string's error position, is public
+# through `rxtokens.launch`; `__all__` lists exceptions only)
 
 
 class RxTokensError(Exception):
@@ -55,6 +71,112 @@ class RxTokensError(Exception):
 
 class ConfigError(RxTokensError, ValueError):
     """Invalid configuration: bad operator arguments, unknown provider ids, invalid specs."""
+
+
+class SpecError(ConfigError):
+    """An invalid pipeline spec; one line per problem: where, which entry, which field.
+
+    Attributes:
+        problems: ``(location, message)`` pairs, e.g.
+            ``("operators[2]", "redact: pattern: not a valid regular expression: ...")``.
+        errors: the same as dicts with ``loc`` (a tuple), ``entry``, ``field`` and ``msg``.
+    """
+
+    def __init__(self, errors: list[dict[str, Any]], *, excerpt: str | None = None) -> None:
+        self.errors = errors
+        self.problems = [(_loc_label(e["loc"]), e["msg"]) for e in errors]
+        lines = [_problem_line(e) for e in errors]
+        text = "\n".join(lines)
+        if excerpt:
+            text += "\n" + excerpt
+        super().__init__(text)
+
+
+def _loc_label(loc: Sequence[Any]) -> str:
+    label = ""
+    for part in loc:
+        label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else str(part))
+    return label
+
+
+def _problem_line(error: Mapping[str, Any]) -> str:
+    where = _loc_label(error["loc"])
+    if error.get("entry"):
+        return f"{where} {error['msg']}" if where else error["msg"]
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+class LaunchSyntaxError(ConfigError):
+    """A launch string that does not follow the grammar.
+
+    Attributes:
+        reason: what is wrong.
+        text: the launch string.
+        position: the offending index in `text`.
+    """
+
+    def __init__(self, reason: str, text: str, position: int) -> None:
+        self.reason = reason
+        self.text = text
+        self.position = position
+        super().__init__(f"{reason} (position {position})\n{caret_excerpt(text, position)}")
+
+
+def caret_excerpt(text: str, position: int, *, width: int = 76) -> str:
+    """The line of `text` holding `position`, and a caret under it (long lines are cut).
+
+    Example:
+        >>> print(caret_excerpt("a b = c", 4))
+          a b = c
+              ^
+    """
+    position = max(0, min(position, len(text)))
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    line = text[start : end if end != -1 else len(text)]
+    column = position - start
+    if len(line) > width:
+        left = max(0, min(column - width // 2, len(line) - width))
+        segment = line[left : left + width]
+        column -= left
+        if left:
+            segment = "..." + segment[3:]
+        if left + width < len(line):
+            segment = segment[:-3] + "..."
+        line = segment
+    shown = line.replace("\t", " ").replace("\r", " ")
+    return f"  {shown}\n  {' ' * column}^"
+
+
+class ParamError(RxTokensError, ValueError):
+    """One invalid parameter of a registry entry (``field`` None: the whole entry)."""
+
+    def __init__(self, entry: str, field: str | None, message: str) -> None:
+        self.entry = entry
+        self.field = field
+        self.message = message
+        parts = [entry] if entry and not (field is None and message.startswith(entry)) else []
+        if field:
+            parts.append(field)
+        parts.append(message)
+        super().__init__(": ".join(parts))
+
+
+class ToolArgumentsError(RxTokensError, ValueError):
+    """The arguments of a tool call do not fit the tool's signature (message lists why)."""
+
+
+class EmptyStreamError(RxTokensError, LookupError):
+    """`first` or `last` awaited an Observable that completed without emitting anything."""
+
+
+class ReplayGapError(RxTokensError, LookupError):
+    """`Broadcast.sequenced` was asked to resume after a seq older than the retained history."""
+
+    def __init__(self, message: str, *, after: int, oldest: int) -> None:
+        super().__init__(message)
+        self.after = after
+        self.oldest = oldest
 
 
 class ProviderNotInstalledError(RxTokensError, ImportError):
@@ -173,3 +295,7 @@ class BackpressureOverflowError(StreamError):
     def __init__(self, message: str, *, capacity: int, partial: Completion | None = None) -> None:
         super().__init__(message, partial=partial)
         self.capacity = capacity
+
+
+class BroadcastCancelledError(StreamError):
+    """The broadcast stopped before its upstream ended (last subscriber left, or `cancel()`)."""

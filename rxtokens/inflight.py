@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -37,21 +36,17 @@ from reactivex.disposable import Disposable, SerialDisposable, SingleAssignmentD
 
 from .aio import last
 from .broadcast import Broadcast
-from .errors import ConfigError, StreamError
+from .completion import CompletionBuilder, attach_partial
+from .errors import ConfigError
 from .operators import detect_intents, dispatch_tools, on_match
-from .operators._aggregate import CompletionBuilder
 from .operators._inflight import (
-    ActionResult,
-    Intent,
     KeywordClassifier,
     KeywordSession,
-    StepBoundary,
     TextMatch,
     Throttle,
-    ToolResult,
 )
 from .operators._tools import Tool, ToolArgumentsError, ToolRegistry
-from .tokens import Completion, ToolCall
+from .tokens import ActionResult, Completion, Intent, StepBoundary, ToolCall, ToolResult
 
 __all__ = [
     "PROVIDER_FORMATS",
@@ -394,10 +389,7 @@ class Agent:
                 observer.on_next(token)
 
             def on_error(error: Exception) -> None:
-                if isinstance(error, StreamError):
-                    with contextlib.suppress(Exception):
-                        error.with_partial(builder.build(strict=False))
-                stop(error)
+                stop(attach_partial(error, builder))
 
             def on_completed() -> None:
                 nonlocal next_step

@@ -64,7 +64,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from .errors import ConfigError
+from .errors import ConfigError, LaunchSyntaxError, caret_excerpt
 
 __all__ = [
     "Element",
@@ -81,48 +81,6 @@ _INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
 _FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)\Z")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*(?::.+)?\Z")
 _ESCAPES = {"\\": "\\", "'": "'", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
-
-
-def caret_excerpt(text: str, position: int, *, width: int = 76) -> str:
-    """The line of `text` holding `position`, and a caret under it (long lines are cut).
-
-    Example:
-        >>> print(caret_excerpt("a b = c", 4))
-          a b = c
-              ^
-    """
-    position = max(0, min(position, len(text)))
-    start = text.rfind("\n", 0, position) + 1
-    end = text.find("\n", position)
-    line = text[start : end if end != -1 else len(text)]
-    column = position - start
-    if len(line) > width:
-        left = max(0, min(column - width // 2, len(line) - width))
-        segment = line[left : left + width]
-        column -= left
-        if left:
-            segment = "..." + segment[3:]
-        if left + width < len(line):
-            segment = segment[:-3] + "..."
-        line = segment
-    shown = line.replace("\t", " ").replace("\r", " ")
-    return f"  {shown}\n  {' ' * column}^"
-
-
-class LaunchSyntaxError(ConfigError):
-    """A launch string that does not follow the grammar.
-
-    Attributes:
-        reason: what is wrong.
-        text: the launch string.
-        position: the offending index in `text`.
-    """
-
-    def __init__(self, reason: str, text: str, position: int) -> None:
-        self.reason = reason
-        self.text = text
-        self.position = position
-        super().__init__(f"{reason} (position {position})\n{caret_excerpt(text, position)}")
 
 
 @dataclass

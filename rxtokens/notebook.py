@@ -49,8 +49,8 @@ from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
 from .aio import ThreadSafeObserver
 from .broadcast import Broadcast
-from .errors import ConfigError, ProviderNotInstalledError, StreamError
-from .operators._aggregate import CompletionBuilder
+from .completion import CompletionBuilder, attach_partial
+from .errors import ConfigError, ProviderNotInstalledError
 from .operators._pacing import clock_of, default_scheduler, schedule_at
 from .tokens import (
     Choice,
@@ -474,10 +474,7 @@ class StreamDisplay:
         with self._lock:
             if self._closing:
                 return
-            if isinstance(error, StreamError):
-                with contextlib.suppress(Exception):
-                    error.with_partial(self._builder.build(strict=False))
-            self._close("error", error)
+            self._close("error", attach_partial(error, self._builder))
 
     def _on_completed(self) -> None:
         with self._lock:

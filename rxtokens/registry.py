@@ -54,7 +54,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, create_m
 from pydantic import field_validator as _field_validator
 from reactivex import Observable
 
-from .errors import ConfigError
+from .errors import ConfigError, ParamError
 from .tokens import TOKEN_TYPES, StreamToken, token_to_json
 
 __all__ = [
@@ -90,20 +90,6 @@ E = TypeVar("E")
 TokenOperator = Callable[[Observable[Any]], Observable[Any]]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
-
-
-class ParamError(ValueError):
-    """One invalid parameter of a registry entry (``field`` None: the whole entry)."""
-
-    def __init__(self, entry: str, field: str | None, message: str) -> None:
-        self.entry = entry
-        self.field = field
-        self.message = message
-        parts = [entry] if entry and not (field is None and message.startswith(entry)) else []
-        if field:
-            parts.append(field)
-        parts.append(message)
-        super().__init__(": ".join(parts))
 
 
 # --------------------------------------------------------------------------- models

@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union
 
@@ -58,7 +58,7 @@ from pydantic import (
 from reactivex import Observable
 
 from . import launch as _launch
-from .errors import ConfigError
+from .errors import ConfigError, LaunchSyntaxError, SpecError
 from .registry import (
     ParamError,
     TokenSink,
@@ -83,43 +83,8 @@ __all__ = [
     "parse_launch",
 ]
 
-LaunchSyntaxError = _launch.LaunchSyntaxError
-
 _SOURCE_FIELDS = ("model", "prompt", "messages")
 _RESERVED_PARAMS = frozenset({"provider", "model", "prompt", "messages", "api_key"})
-
-
-class SpecError(ConfigError):
-    """An invalid pipeline spec; one line per problem: where, which entry, which field.
-
-    Attributes:
-        problems: ``(location, message)`` pairs, e.g.
-            ``("operators[2]", "redact: pattern: not a valid regular expression: ...")``.
-        errors: the same as dicts with ``loc`` (a tuple), ``entry``, ``field`` and ``msg``.
-    """
-
-    def __init__(self, errors: list[dict[str, Any]], *, excerpt: str | None = None) -> None:
-        self.errors = errors
-        self.problems = [(_loc_label(e["loc"]), e["msg"]) for e in errors]
-        lines = [_problem_line(e) for e in errors]
-        text = "\n".join(lines)
-        if excerpt:
-            text += "\n" + excerpt
-        super().__init__(text)
-
-
-def _loc_label(loc: Sequence[Any]) -> str:
-    label = ""
-    for part in loc:
-        label += f"[{part}]" if isinstance(part, int) else (f".{part}" if label else str(part))
-    return label
-
-
-def _problem_line(error: Mapping[str, Any]) -> str:
-    where = _loc_label(error["loc"])
-    if error.get("entry"):
-        return f"{where} {error['msg']}" if where else error["msg"]
-    return f"{where}: {error['msg']}" if where else error["msg"]
 
 
 def _spec_error(exc: ValidationError) -> SpecError:

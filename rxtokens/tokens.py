@@ -7,9 +7,15 @@ classes and pydantic models). They are immutable, support pattern matching
 (``case TextDelta(text=t):``) and, unlike plain tuples, compare equal only to
 tokens of the same kind.
 
+Providers emit `TextDelta`, `ReasoningDelta`, `RefusalDelta`, `ToolCallDelta`,
+`ToolCall`, `Usage` and `Finish`; operators add `PartialToolCall`
+(``partial_tool_arguments``), `ActionResult` (``on_match``), `Intent`
+(``detect_intents``), `ToolResult` (``dispatch_tools``) and `StepBoundary`
+(``run_agent``). All of them are declared here and belong to `StreamToken`.
+
 Every kind has a ``type`` discriminator (a class attribute) and round-trips
 through JSON with `token_to_dict` / `token_from_dict` (or `token_to_json` /
-`token_from_json`).
+`token_from_json`); `register_token_type` adds a kind of your own.
 
 Example:
     >>> token_from_json(token_to_json(TextDelta("Hi")))
@@ -22,17 +28,24 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, TypeAlias
 
+from .errors import ConfigError
+
 __all__ = [
     "TOKEN_TYPES",
+    "ActionResult",
     "Choice",
     "Completion",
     "Finish",
+    "Intent",
+    "PartialToolCall",
     "ReasoningDelta",
     "RefusalDelta",
+    "StepBoundary",
     "StreamToken",
     "TextDelta",
     "ToolCall",
     "ToolCallDelta",
+    "ToolResult",
     "Usage",
     "register_token_type",
     "token_from_dict",
@@ -168,20 +181,158 @@ class Finish(_Kind, _FinishFields):
     type = "finish"
 
 
+# --- kinds that operators emit ------------------------------------------------------------
+
+
+class _PartialToolCallFields(NamedTuple):
+    index: int  # type: ignore[assignment]  # shadows tuple.index, by design
+    id: str | None
+    name: str | None
+    arguments: dict[str, Any]
+    choice: int = 0
+    complete: bool = False
+
+
+class PartialToolCall(_Kind, _PartialToolCallFields):
+    """The arguments of tool call (`choice`, `index`) parsed so far.
+
+    `complete` is True for the final value (from the `ToolCall`). Emitted by
+    `rxtokens.operators.partial_tool_arguments`.
+    """
+
+    __slots__ = ()
+    type = "partial_tool_call"
+
+
+class _ActionResultFields(NamedTuple):
+    action: str
+    match: str
+    value: Any
+    error: str | None
+    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
+
+
+class ActionResult(_Kind, _ActionResultFields):
+    """What an `on_match` action returned (`value`) or raised (`error`, a message).
+
+    `action` is the action's name, `match` the matched text, `index` the choice.
+    """
+
+    __slots__ = ()
+    type: ClassVar[str] = "action_result"
+
+    @property
+    def ok(self) -> bool:
+        """True when the action succeeded."""
+        return self.error is None
+
+
+class _IntentFields(NamedTuple):
+    name: str
+    confidence: float
+    evidence: str
+    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
+
+
+class Intent(_Kind, _IntentFields):
+    """An intent `detect_intents` found in choice `index` (each name once per choice).
+
+    `evidence` is the text that triggered it when the classifier says so (else "").
+    """
+
+    __slots__ = ()
+    type: ClassVar[str] = "intent"
+
+
+class _ToolResultFields(NamedTuple):
+    call_id: str | None
+    name: str
+    result: Any
+    error: str | None
+    index: int  # type: ignore[assignment]  # shadows tuple.index, by design
+    elapsed: float
+    choice: int = 0
+
+
+class ToolResult(_Kind, _ToolResultFields):
+    """The outcome of one tool call: `result` (JSON-ready) or `error` (a message).
+
+    `call_id`, `name`, `index` and `choice` are those of the `ToolCall`;
+    `elapsed` is how long the tool ran, in seconds (0 when it never started).
+    """
+
+    __slots__ = ()
+    type: ClassVar[str] = "tool_result"
+
+    @property
+    def ok(self) -> bool:
+        """True when the tool succeeded."""
+        return self.error is None
+
+
+class _StepBoundaryFields(NamedTuple):
+    step: int
+    reason: str
+
+
+class StepBoundary(_Kind, _StepBoundaryFields):
+    """The end of step `step` of `run_agent`; `reason`: why the loop goes on or stops.
+
+    ``"tool_calls"``: the step's tool results were sent and step ``step + 1``
+    follows; ``"max_steps"``: tool calls remain but ``max_steps`` was reached.
+    """
+
+    __slots__ = ()
+    type: ClassVar[str] = "step"
+
+
 StreamToken: TypeAlias = (
-    TextDelta | ReasoningDelta | RefusalDelta | ToolCallDelta | ToolCall | Usage | Finish
+    TextDelta
+    | ReasoningDelta
+    | RefusalDelta
+    | ToolCallDelta
+    | ToolCall
+    | Usage
+    | Finish
+    | PartialToolCall
+    | ActionResult
+    | Intent
+    | ToolResult
+    | StepBoundary
 )
-"""Every kind of event a token stream carries."""
+"""Every kind of event a token stream carries (providers' and operators')."""
 
 TOKEN_TYPES: dict[str, type[Any]] = {
     cls.type: cls
-    for cls in (TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, ToolCall, Usage, Finish)
+    for cls in (
+        TextDelta,
+        ReasoningDelta,
+        RefusalDelta,
+        ToolCallDelta,
+        ToolCall,
+        Usage,
+        Finish,
+        PartialToolCall,
+        ActionResult,
+        Intent,
+        ToolResult,
+        StepBoundary,
+    )
 }
-"""The discriminator of each token kind -> its class. Other modules register more kinds here."""
+"""The discriminator of each token kind -> its class; `register_token_type` adds users' kinds."""
 
 
 def register_token_type(cls: type[Any]) -> type[Any]:
-    """Register an extra token kind (a NamedTuple with a ``type`` class attribute) for JSON."""
+    """Register an extra token kind (a NamedTuple with a ``type`` class attribute) for JSON.
+
+    Example:
+        >>> @register_token_type
+        ... class Note(NamedTuple("NoteFields", [("text", str)])):
+        ...     type = "note"
+        >>> token_from_json('{"type": "note", "text": "hi"}')
+        Note(text='hi')
+        >>> del TOKEN_TYPES["note"]  # (only to keep this example self-contained)
+    """
     TOKEN_TYPES[cls.type] = cls
     return cls
 
@@ -195,8 +346,6 @@ def token_to_dict(token: Any) -> dict[str, Any]:
 
 def token_from_dict(data: dict[str, Any]) -> Any:
     """Rebuild a token from `token_to_dict` output (unknown keys are an error)."""
-    from .errors import ConfigError
-
     fields = dict(data)
     kind = fields.pop("type", None)
     cls = TOKEN_TYPES.get(kind) if isinstance(kind, str) else None
@@ -215,8 +364,6 @@ def token_to_json(token: Any) -> str:
 
 def token_from_json(text: str | bytes) -> Any:
     """Parse a token from `token_to_json` output (invalid JSON is a `ConfigError`)."""
-    from .errors import ConfigError
-
     try:
         data = json.loads(text)
     except (ValueError, TypeError) as exc:

@@ -1,11 +1,10 @@
-"""Tests for `aggregate()` and `CompletionBuilder`."""
+"""Tests for `aggregate()` (its builder is tested in test_completion.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any, NamedTuple
 
-import pytest
 import reactivex
 from hypothesis import given
 from hypothesis import strategies as st
@@ -28,8 +27,8 @@ from rxtokens import (
     TruncatedStreamError,
     Usage,
 )
+from rxtokens.completion import CompletionBuilder
 from rxtokens.operators import aggregate
-from rxtokens.operators._aggregate import CompletionBuilder
 
 on_next = ReactiveTest.on_next
 on_error = ReactiveTest.on_error
@@ -314,31 +313,6 @@ def test_composes_with_rx_operators() -> None:
     assert c.text == "ab"
 
 
-# --- CompletionBuilder ----------------------------------------------------------------------
-
-
-def test_builder_build_is_repeatable_and_incremental() -> None:
-    b = CompletionBuilder()
-    b.add(TextDelta("a"))
-    assert b.build().text == "a"
-    b.add(TextDelta("b"))
-    assert b.build().text == "ab"
-    assert b.build().text == "ab"
-    assert b.token_count == 2
-    assert b.usage is None
-
-
-def test_builder_add_all_and_lenient_build() -> None:
-    b = CompletionBuilder().add_all([ToolCallDelta(0, "i", "f", '{"a": "b'), Usage(1, 2)])
-    with pytest.raises(StreamDecodeError):
-        b.build()
-    lenient = b.build(strict=False)
-    assert lenient.tool_calls == [ToolCall(0, "i", "f", {"a": "b"})]
-    assert lenient.usage == Usage(1, 2)
-    garbage = CompletionBuilder().add_all([ToolCallDelta(0, "i", "f", "}{")])
-    assert garbage.build(strict=False).tool_calls == [ToolCall(0, "i", "f", {})]
-
-
 # --- properties -----------------------------------------------------------------------------
 
 json_values = st.recursive(
@@ -458,25 +432,3 @@ def test_property_error_partial_is_prefix_aggregate(
     assert err.partial.text == "".join(
         t.text for t in prefix if type(t) is TextDelta and t.index == 0
     )
-
-
-def test_long_streams_keep_their_text_exactly_while_pieces_are_compacted() -> None:
-    """Thousands of deltas (several compaction runs) on two choices, interleaved."""
-    from rxtokens.operators._aggregate import CompletionBuilder
-
-    builder = CompletionBuilder()
-    expected: dict[int, list[str]] = {0: [], 1: []}
-    thinking: list[str] = []
-    for i in range(3000):
-        piece = f"{i}é "
-        builder.add(TextDelta(piece, i % 2))
-        expected[i % 2].append(piece)
-        if i % 3 == 0:
-            builder.add(ReasoningDelta(piece))
-            thinking.append(piece)
-    completion = builder.build()
-    assert completion.text == "".join(expected[0])
-    assert completion.choices[1].text == "".join(expected[1])
-    assert completion.reasoning == "".join(thinking)
-    # memory: one str per run of deltas, not one per delta
-    assert len(builder._choices[0].text) < 300  # type: ignore[attr-defined]

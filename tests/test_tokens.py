@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -137,3 +139,77 @@ def test_completion_round_trips_through_json() -> None:
 def test_invalid_token_json_raises_config_error(text: str | bytes) -> None:
     with pytest.raises(ConfigError):
         token_from_json(text)
+
+
+# One example of every kind in the `StreamToken` union (the fresh-interpreter test checks
+# that this list and the union agree).
+_ROUND_TRIP_SCRIPT = r"""
+import importlib.util, sys, types, typing
+
+# the package's __init__ imports everything: stand in an empty package for it, so that
+# only rxtokens.tokens (and what it imports itself) is loaded
+spec = importlib.util.find_spec("rxtokens")
+package = types.ModuleType("rxtokens")
+package.__path__ = list(spec.submodule_search_locations)
+sys.modules["rxtokens"] = package
+import rxtokens.tokens as t
+
+examples = [
+    t.TextDelta("hi", 1),
+    t.ReasoningDelta("hmm"),
+    t.RefusalDelta("no"),
+    t.ToolCallDelta(0, "c1", "f", '{"a', 1),
+    t.ToolCall(0, "c1", "f", {"a": [1, None]}, 1),
+    t.Usage(3, 5, True),
+    t.Finish("stop", 2),
+    t.PartialToolCall(0, "c1", "f", {"a": "b"}, 1, True),
+    t.ActionResult("notify", "SKU-1", {"ok": True}, None, 1),
+    t.Intent("refund", 0.9, "money back", 0),
+    t.ToolResult("c1", "f", {"t": 21}, None, 0, 0.25, 1),
+    t.StepBoundary(1, "tool_calls"),
+]
+union = set(typing.get_args(t.StreamToken))
+assert {type(e) for e in examples} == union, union ^ {type(e) for e in examples}
+assert {cls.type: cls for cls in union} == t.TOKEN_TYPES
+for token in examples:
+    back = t.token_from_json(t.token_to_json(token))
+    assert back == token and type(back) is type(token), (token, back)
+    assert t.token_from_dict(t.token_to_dict(token)) == token
+leaked = sorted(m for m in sys.modules if m.startswith("rxtokens.") and m != "rxtokens.tokens")
+assert leaked == ["rxtokens.errors"], leaked
+print("ok", len(examples))
+"""
+
+
+def test_every_kind_of_the_union_round_trips_with_only_the_tokens_module_imported() -> None:
+    """A fresh interpreter that imports only `rxtokens.tokens` (no operator module)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _ROUND_TRIP_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "12"]
+
+
+def test_operator_kinds_are_declared_in_tokens_and_re_exported_where_they_were() -> None:
+    import rxtokens
+    import rxtokens.inflight
+    import rxtokens.operators
+    from rxtokens import tokens
+
+    for name in ("ActionResult", "Intent", "ToolResult", "StepBoundary"):
+        cls = getattr(tokens, name)
+        assert cls.__module__ == "rxtokens.tokens"
+        assert getattr(rxtokens, name) is cls
+        assert getattr(rxtokens.inflight, name) is cls
+    assert rxtokens.operators.PartialToolCall is tokens.PartialToolCall
+    assert rxtokens.PartialToolCall is tokens.PartialToolCall
+
+
+def test_operator_kinds_compare_by_kind() -> None:
+    from rxtokens import ActionResult, Intent, StepBoundary, ToolResult
+
+    assert StepBoundary(1, "x") != (1, "x")
+    assert Intent("a", 1.0, "x") != ("a", 1.0, "x", 0)
+    assert hash(Intent("a", 1.0, "x")) == hash(Intent("a", 1.0, "x", 0))
+    assert ToolResult("c", "f", 1, None, 0, 0.0).ok
+    assert not ActionResult("a", "m", None, "boom").ok

@@ -21,6 +21,7 @@ from reactivex import operators as _ops
 from ..errors import ConfigError as _ConfigError
 from ..sse import SseEvent, SseParser
 from ..tokens import Completion, StreamToken
+from ..tokens import PartialToolCall as PartialToolCall
 from ..tokens import TextDelta as _TextDelta
 from ._aggregate import aggregate_operator as _aggregate_operator
 from ._backpressure import AdaptiveFlowController as AdaptiveFlowController
@@ -52,7 +53,6 @@ from ._pacing import TokenMerger as TokenMerger
 from ._pacing import frames_operator as _frames_operator
 from ._pacing import rate_limit_operator as _rate_limit_operator
 from ._pacing import smooth_operator as _smooth_operator
-from ._partial_json import PartialToolCall as PartialToolCall
 from ._partial_json import parse_partial_arguments as parse_partial_arguments
 from ._partial_json import (
     partial_tool_arguments_operator as _partial_tool_arguments_operator,
@@ -198,7 +198,7 @@ def aggregate() -> Callable[[Observable[StreamToken]], Observable[Completion]]:
     arguments that are not a JSON object at completion fail the stream with a
     `StreamDecodeError` naming the tool and the offending text (with ``.partial``).
 
-    The incremental core is `rxtokens.operators._aggregate.CompletionBuilder`
+    The incremental core is `rxtokens.completion.CompletionBuilder`
     (``add(token)``, ``build()``), for code that needs "the completion so far".
 
     Marble diagram::

@@ -8,7 +8,14 @@ operator that creates one decoder per subscription.
 
 Event data is parsed with pydantic-core's ``from_json`` (2.5-3.5x faster than
 ``json.loads`` on these small objects; pydantic is a core dependency), falling
-back to ``json.loads`` for the rare input only the stdlib accepts.
+back to ``json.loads`` for the rare input only the stdlib accepts. Whatever the
+upstream sends, decoders emit only well-typed tokens whose text is valid UTF-8:
+
+- escaped lone surrogates (``"\\ud800"``, which only the stdlib accepts) become
+  U+FFFD, as the SSE parser does with invalid bytes;
+- JSON nested too deeply for either parser is a `StreamDecodeError`;
+- a field of the wrong type (``"content": ["x"]``, ``"index": "a"``,
+  ``"text": true``) is a `StreamDecodeError` naming the field (`check_tokens`).
 
 Errors raised by decoders carry ``partial=None``: the partial `Completion` is
 attached downstream by `aggregate()` (``StreamError.with_partial``), which
@@ -19,6 +26,7 @@ decoder would double the per-token cost for a value only needed on failure.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -27,15 +35,27 @@ from reactivex import Observable
 
 from ..errors import StreamDecodeError
 from ..sse import SseEvent
-from ..tokens import StreamToken
+from ..tokens import (
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamToken,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
 from ._processor import processor_operator
 
 __all__ = [
     "Decoder",
+    "check_tokens",
     "decode_error",
     "decoder_operator",
     "fast_loads",
+    "field_error",
     "loads",
+    "parse_json",
     "shown",
     "strict_loads",
 ]
@@ -68,28 +88,113 @@ def decode_error(provider: str, what: str, data: str) -> StreamDecodeError:
     )
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if type(value) is str:
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if type(value) is list:
+        return [_without_surrogates(item) for item in value]
+    if type(value) is dict:
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def strict_loads(provider: str, data: str) -> Any:
     """The slow path of `fast_loads` failures: the stdlib parser decides.
 
     pydantic-core's parser rejects a few inputs the stdlib accepts (escaped
-    lone surrogates such as ``"\\ud83d"``); only when ``json.loads`` fails
-    too is the data invalid.
+    lone surrogates such as ``"\\ud83d"``, which become U+FFFD here, and
+    nesting deeper than 200 levels); only when ``json.loads`` fails too is the
+    data invalid.
+
+    Raises:
+        StreamDecodeError: invalid JSON, or nested too deeply to parse.
     """
     try:
-        return json.loads(data)
+        value = json.loads(data)
+        if _ESCAPED_SURROGATE.search(data):
+            value = _without_surrogates(value)
     except ValueError:
         raise decode_error(provider, "invalid JSON in an event", data) from None
+    except RecursionError:
+        raise decode_error(provider, "JSON nested too deeply to parse", data) from None
+    return value
+
+
+def parse_json(provider: str, data: str) -> Any:
+    """Any JSON value: the fast parser, else `strict_loads`."""
+    try:
+        return fast_loads(data)
+    except ValueError:
+        return strict_loads(provider, data)
 
 
 def loads(provider: str, data: str) -> dict[str, Any]:
     """Parse one event's data, which must be a JSON object."""
-    try:
-        value = fast_loads(data)
-    except ValueError:
-        value = strict_loads(provider, data)
+    value = parse_json(provider, data)
     if type(value) is not dict:
         raise decode_error(provider, "an event that is not a JSON object", data)
     return value
+
+
+_Types = tuple[type, ...]
+_STR: _Types = (str,)
+_INT: _Types = (int,)
+_OPTIONAL_STR: _Types = (str, type(None))
+_OPTIONAL_INT: _Types = (int, type(None))
+_TEXT: dict[str, _Types] = {"text": _STR, "index": _INT}
+_FIELD_TYPES: dict[Any, dict[str, _Types]] = {
+    TextDelta: _TEXT,
+    ReasoningDelta: _TEXT,
+    RefusalDelta: _TEXT,
+    ToolCallDelta: {
+        "index": _INT,
+        "id": _OPTIONAL_STR,
+        "name": _OPTIONAL_STR,
+        "arguments": _STR,
+        "choice": _INT,
+    },
+    ToolCall: {
+        "index": _INT,
+        "id": _OPTIONAL_STR,
+        "name": _STR,
+        "arguments": (dict,),
+        "choice": _INT,
+    },
+    Usage: {name: _OPTIONAL_INT for name in Usage._fields if name != "estimated"},
+    Finish: {"reason": _STR, "index": _INT},
+}
+"""The type each field of a decoded token must have (exact types: ``True`` is no count)."""
+
+_CHECKS = {
+    kind: tuple((kind._fields.index(field), field, allowed) for field, allowed in fields.items())
+    for kind, fields in _FIELD_TYPES.items()
+}
+
+
+def field_error(provider: str, kind: str, field: str, value: Any, data: str) -> StreamDecodeError:
+    """A `StreamDecodeError` for a token field of the wrong type."""
+    return decode_error(
+        provider, f"a {kind} {field} that is {type(value).__name__} {shown(repr(value))}", data
+    )
+
+
+def check_tokens(provider: str, data: str, tokens: list[StreamToken]) -> list[StreamToken]:
+    """`tokens`, after checking the type of every field (decoders call it off the hot path).
+
+    Raises:
+        StreamDecodeError: a field has the wrong type; the message names it.
+    """
+    for token in tokens:
+        for position, field, allowed in _CHECKS.get(type(token), ()):
+            value = token[position]
+            if type(value) not in allowed:
+                raise field_error(provider, type(token).__name__, field, value, data)
+    return tokens
 
 
 def decoder_operator(

@@ -11,10 +11,9 @@ block ``content_block_start`` / ``content_block_delta`` ... /
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ..errors import ProviderError, StreamError, TruncatedStreamError
+from ..errors import ProviderError, StreamDecodeError, StreamError, TruncatedStreamError
 from ..sse import SseEvent
 from ..tokens import (
     Finish,
@@ -25,7 +24,7 @@ from ..tokens import (
     ToolCallDelta,
     Usage,
 )
-from ._decode import decode_error, fast_loads, strict_loads
+from ._decode import check_tokens, decode_error, fast_loads, shown, strict_loads
 from ._decode_openai import complete_tool_call
 
 __all__ = ["AnthropicDecoder"]
@@ -91,10 +90,11 @@ class AnthropicDecoder:
         except ValueError:
             if kind == "error":  # an error whose body is not JSON is still an error
                 try:
-                    obj = json.loads(data)
-                except ValueError:
+                    obj = strict_loads(_PROVIDER, data)
+                except StreamDecodeError:
                     raise ProviderError(
-                        f"Anthropic reported an error mid-stream: {data}", provider=_PROVIDER
+                        f"Anthropic reported an error mid-stream: {shown(data)}",
+                        provider=_PROVIDER,
                     ) from None
             else:
                 obj = strict_loads(_PROVIDER, data)
@@ -102,13 +102,12 @@ class AnthropicDecoder:
             if kind == "content_block_delta":  # the hot path
                 delta = obj["delta"]
                 dtype = delta.get("type")
-                if dtype == "text_delta":
-                    text = delta["text"]
+                if dtype == "text_delta" and type(text := delta["text"]) is str:
                     return [TextDelta(text)] if text else []
-                return self._delta(obj.get("index"), dtype, delta)
+                return check_tokens(_PROVIDER, data, self._delta(obj.get("index"), dtype, delta))
             if kind == "message":  # no event line: trust the payload's type
                 kind = obj.get("type")
-            return self._event(kind, obj)
+            return check_tokens(_PROVIDER, data, self._event(kind, obj))
         except StreamError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

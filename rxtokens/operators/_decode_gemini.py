@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import ProviderError, StreamError, TruncatedStreamError
 from ..sse import SseEvent
 from ..tokens import Finish, ReasoningDelta, StreamToken, TextDelta, ToolCall, Usage
-from ._decode import decode_error, fast_loads, strict_loads
+from ._decode import check_tokens, decode_error, fast_loads, strict_loads
 
 __all__ = ["GeminiDecoder"]
 
@@ -62,7 +62,7 @@ class GeminiDecoder:
         except ValueError:
             chunk = strict_loads(_PROVIDER, data)
         try:
-            return self._chunk(chunk)
+            return check_tokens(_PROVIDER, data, self._chunk(chunk))
         except StreamError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

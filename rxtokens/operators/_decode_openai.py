@@ -14,10 +14,9 @@ typed object (``{"type": "response.output_text.delta", ...}``), see
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ..errors import ProviderError, StreamError, TruncatedStreamError
+from ..errors import ProviderError, StreamDecodeError, StreamError, TruncatedStreamError
 from ..sse import SseEvent
 from ..tokens import (
     Finish,
@@ -29,7 +28,7 @@ from ..tokens import (
     ToolCallDelta,
     Usage,
 )
-from ._decode import decode_error, fast_loads, loads, strict_loads
+from ._decode import check_tokens, decode_error, fast_loads, loads, strict_loads
 
 __all__ = ["OpenAIChatDecoder", "OpenAIResponsesDecoder", "complete_tool_call"]
 
@@ -47,8 +46,8 @@ def complete_tool_call(
     if not text or text.isspace():
         return ToolCall(index, call_id, name or "", {}, choice)
     try:
-        arguments = json.loads(text)
-    except ValueError:
+        arguments = strict_loads(provider, text)
+    except StreamDecodeError:
         arguments = None
     if type(arguments) is not dict:
         raise decode_error(
@@ -113,7 +112,7 @@ class OpenAIChatDecoder:
             tokens: list[StreamToken] = []
             for choice in list(self._open):
                 self._close_call(choice, tokens)
-            return tokens
+            return check_tokens(_PROVIDER, data, tokens)
         try:
             chunk = fast_loads(data)
         except ValueError:
@@ -127,10 +126,12 @@ class OpenAIChatDecoder:
                 if (
                     len(delta) == 1
                     and choice.get("finish_reason") is None
-                    and (content := delta.get("content"))
+                    and type(content := delta.get("content")) is str
+                    and content
+                    and type(index := choice.get("index") or 0) is int
                 ):
-                    return [TextDelta(content, choice.get("index") or 0)]
-            return self._chunk(chunk)
+                    return [TextDelta(content, index)]
+            return check_tokens(_PROVIDER, data, self._chunk(chunk))
         except StreamError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -280,7 +281,7 @@ class OpenAIResponsesDecoder:
             return []
         obj = loads(_PROVIDER, data)
         try:
-            return self._event(obj.get("type") or event.event, obj)
+            return check_tokens(_PROVIDER, data, self._event(obj.get("type") or event.event, obj))
         except StreamError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

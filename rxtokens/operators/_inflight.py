@@ -35,7 +35,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import reactivex
 from pydantic_core import to_jsonable_python
@@ -43,7 +43,15 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
 from ..errors import ConfigError
-from ..tokens import Finish, TextDelta, ToolCall, _Kind, register_token_type
+from ..tokens import (
+    ActionResult,
+    Finish,
+    Intent,
+    StepBoundary,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+)
 from ._redact import PatternSpec, compile_pattern
 from ._tools import ToolArgumentsError, ToolRegistry
 
@@ -61,95 +69,6 @@ __all__ = [
     "jsonable",
     "on_match_operator",
 ]
-
-# --------------------------------------------------------------------------- token kinds
-
-
-class _ActionResultFields(NamedTuple):
-    action: str
-    match: str
-    value: Any
-    error: str | None
-    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
-
-
-@register_token_type
-class ActionResult(_Kind, _ActionResultFields):
-    """What an `on_match` action returned (`value`) or raised (`error`, a message).
-
-    `action` is the action's name, `match` the matched text, `index` the choice.
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "action_result"
-
-    @property
-    def ok(self) -> bool:
-        """True when the action succeeded."""
-        return self.error is None
-
-
-class _IntentFields(NamedTuple):
-    name: str
-    confidence: float
-    evidence: str
-    index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
-
-
-@register_token_type
-class Intent(_Kind, _IntentFields):
-    """An intent `detect_intents` found in choice `index` (each name once per choice).
-
-    `evidence` is the text that triggered it when the classifier says so (else "").
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "intent"
-
-
-class _ToolResultFields(NamedTuple):
-    call_id: str | None
-    name: str
-    result: Any
-    error: str | None
-    index: int  # type: ignore[assignment]  # shadows tuple.index, by design
-    elapsed: float
-    choice: int = 0
-
-
-@register_token_type
-class ToolResult(_Kind, _ToolResultFields):
-    """The outcome of one tool call: `result` (JSON-ready) or `error` (a message).
-
-    `call_id`, `name`, `index` and `choice` are those of the `ToolCall`;
-    `elapsed` is how long the tool ran, in seconds (0 when it never started).
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "tool_result"
-
-    @property
-    def ok(self) -> bool:
-        """True when the tool succeeded."""
-        return self.error is None
-
-
-class _StepBoundaryFields(NamedTuple):
-    step: int
-    reason: str
-
-
-@register_token_type
-class StepBoundary(_Kind, _StepBoundaryFields):
-    """The end of step `step` of `run_agent`; `reason`: why the loop goes on or stops.
-
-    ``"tool_calls"``: the step's tool results were sent and step ``step + 1``
-    follows; ``"max_steps"``: tool calls remain but ``max_steps`` was reached.
-    """
-
-    __slots__ = ()
-    type: ClassVar[str] = "step"
-
 
 # --------------------------------------------------------------------------- helpers
 

@@ -12,38 +12,17 @@ once their value started, strings only grow, numbers never change.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 import reactivex
 from pydantic_core import from_json
 from reactivex import Observable, abc
 
-from ..tokens import ToolCall, ToolCallDelta, _Kind, register_token_type
+from ..tokens import PartialToolCall, ToolCall, ToolCallDelta
 
 __all__ = ["PartialToolCall", "parse_partial_arguments", "partial_tool_arguments_operator"]
 
 _NUMBER_CHARS = "0123456789.eE+-"
-
-
-class _PartialToolCallFields(NamedTuple):
-    index: int  # type: ignore[assignment]  # shadows tuple.index, as in rxtokens.tokens
-    id: str | None
-    name: str | None
-    arguments: dict[str, Any]
-    choice: int = 0
-    complete: bool = False
-
-
-@register_token_type
-class PartialToolCall(_Kind, _PartialToolCallFields):
-    """The arguments of tool call (`choice`, `index`) parsed so far.
-
-    `complete` is True for the final value (from the `ToolCall`). Emitted by
-    `rxtokens.operators.partial_tool_arguments`.
-    """
-
-    __slots__ = ()
-    type = "partial_tool_call"
 
 
 def parse_partial_arguments(text: str, *, strings: bool = True) -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, overload
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ToolArgumentsError
 
 __all__ = ["Tool", "ToolArgumentsError", "ToolRegistry"]
 
@@ -34,10 +34,6 @@ _SECTION = re.compile(
     r"^(Args|Arguments|Parameters|Returns|Return|Raises|Yields|Example|Examples|Note|Notes):\s*$"
 )
 _ARG_LINE = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
-
-
-class ToolArgumentsError(ValueError):
-    """The arguments of a tool call do not fit the tool's signature (message lists why)."""
 
 
 def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:

@@ -4,10 +4,10 @@
   stream interpretation" algorithm (``tests/sse_reference.py``), on arbitrary bytes and
   on SSE-shaped input (fields, comments, BOMs, CR / LF / CRLF, NULs, invalid UTF-8), cut
   into arbitrary chunks.
-- Every provider decoder fed arbitrary JSON in arbitrary event types: it emits tokens or
-  fails with an `RxTokensError` (a `StreamError` subclass), never ``KeyError``,
-  ``TypeError`` ... (the operator would forward those, but callers catch the documented
-  errors).
+- Every provider decoder fed arbitrary JSON of arbitrary types and depths (with escaped lone
+  surrogates) in arbitrary event types: it emits well-typed tokens whose text is valid UTF-8
+  and that aggregate into a `Completion`, or fails with an `RxTokensError` (a `StreamError`
+  subclass), never ``KeyError``, ``TypeError``, ``RecursionError`` ...
 
 The default run uses a few hundred examples per property; the slow run (RXTOKENS_SLOW=1)
 20,000 for the parser and 5,000 for each decoder.
@@ -23,7 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rxtokens import RxTokensError
+from rxtokens import CompletionBuilder, RxTokensError, token_to_dict
+from rxtokens.operators._decode import check_tokens
 from rxtokens.operators._decode_anthropic import AnthropicDecoder
 from rxtokens.operators._decode_gemini import GeminiDecoder
 from rxtokens.operators._decode_openai import OpenAIChatDecoder, OpenAIResponsesDecoder
@@ -157,6 +158,12 @@ _TYPES = [
     "response.output_item.done", "response.incomplete", "response.created",
     "response.reasoning_summary_text.delta", "response.refusal.delta",
 ]  # fmt: skip
+_RAW = [
+    "[DONE]", "", "{", "null", "1", "[" * 1001, '{"a":' * 300 + "1" + "}" * 300,
+    '{"choices":[{"delta":{"content":"A\\ud800B"}}]}', '"\\udfff"',
+    '{"type":"content_block_delta","delta":{"type":"text_delta","text":"\\ud83d"}}',
+]  # fmt: skip
+"""Raw event data: terminal markers, invalid or too deeply nested JSON, lone surrogates."""
 _EVENTS = st.lists(
     st.builds(
         lambda kind, payload, raw: SseEvent(
@@ -164,7 +171,7 @@ _EVENTS = st.lists(
         ),
         st.sampled_from(_TYPES),
         st.one_of(_SHAPED, _JSON),
-        st.one_of(st.none(), st.none(), st.sampled_from(["[DONE]", "", "{", "null", "1"])),
+        st.one_of(st.none(), st.none(), st.sampled_from(_RAW)),
     ),
     max_size=12,
 )
@@ -178,12 +185,19 @@ DECODERS: dict[str, Callable[[], Any]] = {
 
 def _check_decoder(name: str, events: list[SseEvent]) -> None:
     decoder = DECODERS[name]()
+    builder = CompletionBuilder()
+    tokens: list[Any] = []
     try:
         for event in events:
-            decoder.feed(event)
-        decoder.close()
+            tokens.extend(decoder.feed(event))
+        tokens.extend(decoder.close())
     except RxTokensError:
         pass  # a documented failure: decode error, provider error, truncated stream
+    assert check_tokens(name, "", tokens) == tokens  # every field of the right type
+    for token in tokens:
+        builder.add(token)
+        assert json.dumps(token_to_dict(token), ensure_ascii=False).encode("utf-8")
+    builder.build(strict=False)
 
 
 @pytest.mark.parametrize("name", list(DECODERS))

@@ -1,0 +1,318 @@
+"""The completion builder: the one place that turns tokens into the final `Completion`.
+
+`CompletionBuilder` is pure and incremental (``add(token)`` per token,
+``build()`` whenever "the completion so far" is needed: at the end, for an
+error's ``.partial``, for `Broadcast.final` ...). `attach_partial` gives a
+failed stream's error the ``.partial`` of what its builder holds; every stage
+that aggregates (``aggregate()``, ``collect()``, `Broadcast`, the notebook
+display, ``run_agent``) uses these two.
+
+Example:
+    >>> CompletionBuilder().add_all([TextDelta("Hel"), TextDelta("lo")]).build().text
+    'Hello'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from pydantic_core import from_json
+
+from .errors import StreamDecodeError, StreamError
+from .tokens import (
+    Choice,
+    Completion,
+    Finish,
+    ReasoningDelta,
+    RefusalDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = ["CompletionBuilder", "attach_partial"]
+
+_E = TypeVar("_E", bound=BaseException)
+
+_MAX_SHOWN = 500
+"""Invalid tool arguments longer than this are shortened in error messages."""
+
+
+class _ToolCallParts:
+    """The fragments of one tool call received so far."""
+
+    __slots__ = ("arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name: str | None = None
+        self.arguments: list[str] = []
+
+
+_COMPACT_EVERY = 256
+"""Text pieces are joined in runs of this many, so a long stream holds one str per run,
+not one per delta (each small str costs ~50 bytes beyond its text)."""
+
+
+def _compact(pieces: list[str], limit: int) -> int:
+    """Join the last `_COMPACT_EVERY` pieces into one; returns the next limit (amortised O(1))."""
+    start = limit - _COMPACT_EVERY
+    joined = "".join(pieces[start:])
+    del pieces[start:]
+    pieces.append(joined)
+    return start + 1 + _COMPACT_EVERY
+
+
+class _ChoiceParts:
+    """Everything received so far for one choice index."""
+
+    __slots__ = (
+        "finish_reason",
+        "reasoning",
+        "reasoning_limit",
+        "refusal",
+        "text",
+        "text_limit",
+        "tool_calls",
+    )
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.text_limit = _COMPACT_EVERY
+        self.reasoning: list[str] = []
+        self.reasoning_limit = _COMPACT_EVERY
+        self.refusal: list[str] = []
+        # call index -> fragments, or the complete ToolCall that replaced them
+        self.tool_calls: dict[int, _ToolCallParts | ToolCall] = {}
+        self.finish_reason: str | None = None
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= _MAX_SHOWN:
+        return repr(text)
+    return f"{text[:_MAX_SHOWN]!r}... ({len(text)} characters)"
+
+
+def _parse_partial(text: str) -> dict[str, Any]:
+    """Best-effort arguments of an unfinished tool call (for ``.partial`` only)."""
+    try:
+        value = from_json(text, allow_partial="trailing-strings")
+    except Exception:  # invalid, not just unfinished: nothing trustworthy
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+class CompletionBuilder:
+    """Incrementally assembles a `Completion` from stream tokens.
+
+    Per choice index, text, reasoning and refusal deltas are concatenated;
+    tool calls are assembled from `ToolCallDelta` fragments keyed by
+    ``(choice, index)`` (``id`` and ``name`` from the first fragment that has
+    them) or taken whole from a `ToolCall`, which replaces the fragments of the
+    same key (later fragments for that key are ignored). `Finish` sets the
+    choice's ``finish_reason`` (the provider's raw value); the latest `Usage`
+    wins. Token kinds the builder does not know are ignored.
+
+    ``build()`` does not consume anything: it can be called at any time, as
+    often as needed ("the completion so far").
+
+    Example:
+        >>> b = CompletionBuilder()
+        >>> for tok in [TextDelta("Hel"), TextDelta("lo"), Finish("stop")]:
+        ...     b.add(tok)
+        >>> b.build().text, b.build().finish_reason
+        ('Hello', 'stop')
+    """
+
+    __slots__ = ("_choices", "_count", "_usage")
+
+    def __init__(self) -> None:
+        self._choices: dict[int, _ChoiceParts] = {}
+        self._usage: Usage | None = None
+        self._count = 0
+
+    @property
+    def token_count(self) -> int:
+        """How many tokens were added (of any kind, including ignored ones)."""
+        return self._count
+
+    @property
+    def usage(self) -> Usage | None:
+        """The latest `Usage` seen."""
+        return self._usage
+
+    def _choice(self, index: int) -> _ChoiceParts:
+        parts = self._choices.get(index)
+        if parts is None:
+            parts = self._choices[index] = _ChoiceParts()
+        return parts
+
+    def add(self, token: Any) -> None:
+        """Record one token (any kind; unknown kinds are ignored)."""
+        self._count += 1
+        kind = type(token)
+        if kind is TextDelta:  # by far the most frequent: no dict lookup
+            parts = self._choices.get(token.index)
+            if parts is None:
+                parts = self._choice(token.index)
+            text = parts.text
+            text.append(token.text)
+            if len(text) >= parts.text_limit:
+                parts.text_limit = _compact(text, parts.text_limit)
+            return
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, token)
+
+    def add_all(self, tokens: Iterable[Any]) -> CompletionBuilder:
+        """Record every token of `tokens`; returns self, for ``CompletionBuilder().add_all(t)``."""
+        add = self.add
+        for token in tokens:
+            add(token)
+        return self
+
+    def _add_reasoning(self, token: ReasoningDelta) -> None:
+        parts = self._choice(token.index)
+        parts.reasoning.append(token.text)
+        if len(parts.reasoning) >= parts.reasoning_limit:
+            parts.reasoning_limit = _compact(parts.reasoning, parts.reasoning_limit)
+
+    def _add_refusal(self, token: RefusalDelta) -> None:
+        self._choice(token.index).refusal.append(token.text)
+
+    def _add_tool_call_delta(self, token: ToolCallDelta) -> None:
+        calls = self._choice(token.choice).tool_calls
+        parts = calls.get(token.index)
+        if parts is None:
+            parts = calls[token.index] = _ToolCallParts()
+        elif type(parts) is ToolCall:
+            return  # the complete call already arrived: it wins
+        assert isinstance(parts, _ToolCallParts)
+        if parts.id is None and token.id:
+            parts.id = token.id
+        if parts.name is None and token.name:
+            parts.name = token.name
+        if token.arguments:
+            parts.arguments.append(token.arguments)
+
+    def _add_tool_call(self, token: ToolCall) -> None:
+        self._choice(token.choice).tool_calls[token.index] = token
+
+    def _add_usage(self, token: Usage) -> None:
+        self._usage = token
+
+    def _add_finish(self, token: Finish) -> None:
+        self._choice(token.index).finish_reason = token.reason
+
+    def build(self, *, strict: bool = True) -> Completion:
+        """The `Completion` of everything added so far.
+
+        Args:
+            strict: when True (the default, for a stream that completed), tool
+                call arguments must be valid JSON objects (an empty string is
+                ``{}``); otherwise `StreamDecodeError` is raised, naming the
+                tool and the offending text, with ``.partial`` set to the
+                lenient build. When False (for the ``.partial`` of a failed
+                stream), unfinished arguments are parsed as far as they go
+                (pydantic-core's partial JSON mode) and invalid ones become ``{}``.
+
+        Raises:
+            StreamDecodeError: `strict` and some tool call's arguments are not a JSON object.
+        """
+        choices = self._choices
+        indices = sorted(choices)
+        if 0 not in choices:
+            indices.insert(0, 0)
+        built = [self._build_choice(i, choices.get(i), strict) for i in indices]
+        first = built[0]
+        return Completion(
+            text=first.text,
+            reasoning=first.reasoning,
+            refusal=first.refusal,
+            tool_calls=list(first.tool_calls),
+            finish_reason=first.finish_reason,
+            usage=self._usage,
+            choices=built,
+        )
+
+    def _build_choice(self, index: int, parts: _ChoiceParts | None, strict: bool) -> Choice:
+        if parts is None:
+            return Choice(index=index)
+        tool_calls: list[ToolCall] = []
+        for call_index in sorted(parts.tool_calls):
+            call = parts.tool_calls[call_index]
+            if type(call) is not ToolCall:
+                assert isinstance(call, _ToolCallParts)
+                call = self._finish_tool_call(index, call_index, call, strict)
+            tool_calls.append(call)
+        return Choice(
+            index=index,
+            text="".join(parts.text),
+            reasoning="".join(parts.reasoning),
+            refusal="".join(parts.refusal),
+            tool_calls=tool_calls,
+            finish_reason=parts.finish_reason,
+        )
+
+    def _finish_tool_call(
+        self, choice: int, call_index: int, parts: _ToolCallParts, strict: bool
+    ) -> ToolCall:
+        text = "".join(parts.arguments)
+        arguments: Any
+        if not text.strip():
+            arguments = {}
+        elif not strict:
+            arguments = _parse_partial(text)
+        else:
+            try:
+                arguments = json.loads(text)
+            except ValueError as exc:
+                problem = f"not valid JSON ({exc})"
+                raise self._decode_error(parts, call_index, text, problem) from None
+            if not isinstance(arguments, dict):
+                raise self._decode_error(parts, call_index, text, "not a JSON object")
+        return ToolCall(call_index, parts.id, parts.name or "", arguments, choice)
+
+    def _decode_error(
+        self, parts: _ToolCallParts, call_index: int, text: str, problem: str
+    ) -> StreamDecodeError:
+        return StreamDecodeError(
+            f"the arguments of tool call {parts.name!r} (id {parts.id!r}, index {call_index}) "
+            f"are {problem}: {_shorten(text)}; the provider sent malformed tool arguments",
+            partial=self.build(strict=False),
+        )
+
+
+_HANDLERS: dict[type[Any], Callable[[CompletionBuilder, Any], None]] = {
+    ReasoningDelta: CompletionBuilder._add_reasoning,
+    RefusalDelta: CompletionBuilder._add_refusal,
+    ToolCallDelta: CompletionBuilder._add_tool_call_delta,
+    ToolCall: CompletionBuilder._add_tool_call,
+    Usage: CompletionBuilder._add_usage,
+    Finish: CompletionBuilder._add_finish,
+}
+
+
+def attach_partial(error: _E, builder: CompletionBuilder) -> _E:
+    """Give `error` the ``.partial`` of everything `builder` holds; returns `error`.
+
+    Only a `StreamError` carries ``.partial``, and one already set is kept
+    (`StreamError.with_partial`); any other error is returned untouched. A
+    failure while building is swallowed: it must never hide the original error.
+
+    Example:
+        >>> from rxtokens.errors import TruncatedStreamError
+        >>> builder = CompletionBuilder().add_all([TextDelta("Hi")])
+        >>> attach_partial(TruncatedStreamError("dropped"), builder).partial.text
+        'Hi'
+        >>> attach_partial(ValueError("not a stream error"), builder)
+        ValueError('not a stream error')
+    """
+    if isinstance(error, StreamError):
+        with contextlib.suppress(Exception):
+            error.with_partial(builder.build(strict=False))
+    return error
