@@ -14,20 +14,22 @@ from reactivex import operators as rx_ops
 
 from rxtokens import operators as ops
 from rxtokens.aio import to_list
+from rxtokens.completion import CompletionBuilder
 from rxtokens.errors import ConfigError, ProviderError, StreamDecodeError, TruncatedStreamError
 from rxtokens.formats import ui_message_stream as ui
 from rxtokens.formats.ui_messages import to_provider_messages
-from rxtokens.inflight import StepBoundary, ToolResult, run_agent
-from rxtokens.operators._aggregate import CompletionBuilder
+from rxtokens.inflight import run_agent
 from rxtokens.sse import SseEvent
 from rxtokens.tokens import (
     Completion,
     Finish,
     ReasoningDelta,
     RefusalDelta,
+    StepBoundary,
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    ToolResult,
     Usage,
 )
 from tests.ui_sdk import install, run_script

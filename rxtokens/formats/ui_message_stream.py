@@ -54,15 +54,16 @@ import json
 from typing import Any
 
 from ..errors import ProviderError, StreamDecodeError, TruncatedStreamError
-from ..operators._inflight import StepBoundary, ToolResult
 from ..sse import SseEvent
 from ..tokens import (
     Finish,
     ReasoningDelta,
     RefusalDelta,
+    StepBoundary,
     TextDelta,
     ToolCall,
     ToolCallDelta,
+    ToolResult,
     Usage,
 )
 

@@ -48,8 +48,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..inflight import PROVIDER_FORMATS, assistant_message, tool_messages
-from ..operators._inflight import ToolResult
-from ..tokens import Completion, ToolCall
+from ..tokens import Completion, ToolCall, ToolResult
 
 __all__ = ["FORMATS", "to_provider_messages"]
 

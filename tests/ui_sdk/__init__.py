@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -19,17 +18,12 @@ from typing import Any
 
 import pytest
 
+from tests.requirements import require_executable
+
 AI_VERSION = "6.0.333"
 """The newest ``ai`` whose ``engines`` allow Node 20 (``ai@7`` needs Node 22); protocol v1."""
 
 HERE = Path(__file__).parent
-
-
-def _missing(what: str) -> None:
-    message = f"{what} not found: the AI SDK tests need Node.js and npm (apt install nodejs npm)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @functools.cache
@@ -61,8 +55,7 @@ def _install() -> Path | str:
 def install() -> Path:
     """The folder holding ``node_modules/ai`` and the scripts (skip or fail without Node)."""
     for tool in ("node", "npm"):
-        if shutil.which(tool) is None:
-            _missing(tool)
+        require_executable(tool, "apt install nodejs npm")
     folder = _install()
     if isinstance(folder, str):
         pytest.fail(folder)
