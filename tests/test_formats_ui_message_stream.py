@@ -14,14 +14,12 @@ from reactivex import operators as rx_ops
 
 from rxtokens import operators as ops
 from rxtokens.aio import to_list
-from rxtokens.completion import CompletionBuilder
 from rxtokens.errors import ConfigError, ProviderError, StreamDecodeError, TruncatedStreamError
 from rxtokens.formats import ui_message_stream as ui
 from rxtokens.formats.ui_messages import to_provider_messages
 from rxtokens.inflight import run_agent
 from rxtokens.sse import SseEvent
 from rxtokens.tokens import (
-    Completion,
     Finish,
     ReasoningDelta,
     RefusalDelta,
@@ -32,7 +30,7 @@ from rxtokens.tokens import (
     ToolResult,
     Usage,
 )
-from tests.ui_sdk import install, run_script
+from tests.ui_sdk import completion_summary, install, run_script, steps_of, ui_summary
 
 # --------------------------------------------------------------------------- helpers
 
@@ -52,74 +50,6 @@ def decode(chunks: list[Any]) -> list[Any]:
     return (
         reactivex.from_iterable(chunks).pipe(ops.from_ui_message_stream(), rx_ops.to_list()).run()
     )
-
-
-def steps_of(tokens: list[Any]) -> list[tuple[Completion, list[tuple[Any, ...]]]]:
-    """Per step (cut at StepBoundary): its Completion and its tool results."""
-    steps: list[tuple[Completion, list[tuple[Any, ...]]]] = []
-    builder, results = CompletionBuilder(), []
-    for token in tokens:
-        if type(token) is StepBoundary:
-            steps.append((builder.build(strict=False), results))
-            builder, results = CompletionBuilder(), []
-        elif type(token) is ToolResult:
-            results.append((token.call_id, token.name, token.result, token.error))
-        else:
-            builder.add(token)
-    steps.append((builder.build(strict=False), results))
-    return steps
-
-
-def ui_summary(message: dict[str, Any]) -> dict[str, Any]:
-    """What a UIMessage says: text, reasoning, tool calls with input and outputs, steps."""
-    parts = message["parts"]
-    tools = [
-        {
-            "id": p["toolCallId"],
-            "name": p["type"][len("tool-") :],
-            "input": p.get("input"),
-            "state": p["state"],
-            "output": p.get("output"),
-            "error": p.get("errorText"),
-        }
-        for p in parts
-        if p["type"].startswith("tool-")
-    ]
-    return {
-        "text": "".join(p["text"] for p in parts if p["type"] == "text"),
-        "reasoning": "".join(p["text"] for p in parts if p["type"] == "reasoning"),
-        "tools": tools,
-        "steps": sum(1 for p in parts if p["type"] == "step-start"),
-    }
-
-
-def completion_summary(tokens: list[Any]) -> dict[str, Any]:
-    """What our Completions (one per step) and ToolResults say, in the same shape."""
-    steps = steps_of(tokens)
-    tools = []
-    for completion, results in steps:
-        outcome = {r[0]: r for r in results}
-        for call in completion.tool_calls:
-            _, _, result, error = outcome.get(call.id, (None, None, None, None))
-            state = "input-available"
-            if call.id in outcome:
-                state = "output-error" if error is not None else "output-available"
-            tools.append(
-                {
-                    "id": call.id,
-                    "name": call.name,
-                    "input": call.arguments,
-                    "state": state,
-                    "output": result,
-                    "error": error,
-                }
-            )
-    return {
-        "text": "".join(c.text for c, _ in steps),
-        "reasoning": "".join(c.reasoning for c, _ in steps),
-        "tools": tools,
-        "steps": len(steps),
-    }
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,8 @@ with one line, except in CI (``CI=true``), where they fail.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import functools
 import json
 import shutil
@@ -18,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from rxtokens.completion import CompletionBuilder
+from rxtokens.tokens import Completion, StepBoundary, ToolResult
 from tests.requirements import require_executable
 
 AI_VERSION = "6.0.333"
@@ -29,6 +33,7 @@ HERE = Path(__file__).parent
 @functools.cache
 def _install() -> Path | str:
     folder = Path(tempfile.mkdtemp(prefix="rxtokens-ai-sdk-"))
+    atexit.register(shutil.rmtree, folder, True)
     done = subprocess.run(
         [
             "npm",
@@ -77,3 +82,96 @@ def run_script(
     if done.returncode != 0:
         raise AssertionError(f"node {script} failed ({done.returncode}): {done.stderr.decode()}")
     return json.loads(done.stdout)
+
+
+async def run_chat(folder: Path, config: dict[str, Any]) -> Any:
+    """Run ``chat.mjs`` (the AI SDK's chat client) with `config`, without blocking the loop."""
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        "chat.mjs",
+        json.dumps(config),
+        cwd=folder,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):
+            out, err = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    if process.returncode != 0:
+        raise AssertionError(f"node chat.mjs failed ({process.returncode}): {err.decode()}")
+    return json.loads(out)
+
+
+# ---------------------------------------------------------------- comparing
+
+
+def steps_of(tokens: list[Any]) -> list[tuple[Completion, list[tuple[Any, ...]]]]:
+    """Per step (cut at StepBoundary): its Completion and its tool results."""
+    steps: list[tuple[Completion, list[tuple[Any, ...]]]] = []
+    builder, results = CompletionBuilder(), []
+    for token in tokens:
+        if type(token) is StepBoundary:
+            steps.append((builder.build(strict=False), results))
+            builder, results = CompletionBuilder(), []
+        elif type(token) is ToolResult:
+            results.append((token.call_id, token.name, token.result, token.error))
+        else:
+            builder.add(token)
+    steps.append((builder.build(strict=False), results))
+    return steps
+
+
+def ui_summary(message: dict[str, Any]) -> dict[str, Any]:
+    """What a UIMessage says: text, reasoning, tool calls with input and outputs, steps."""
+    parts = message["parts"]
+    tools = [
+        {
+            "id": p["toolCallId"],
+            "name": p["type"][len("tool-") :],
+            "input": p.get("input"),
+            "state": p["state"],
+            "output": p.get("output"),
+            "error": p.get("errorText"),
+        }
+        for p in parts
+        if p["type"].startswith("tool-")
+    ]
+    return {
+        "text": "".join(p["text"] for p in parts if p["type"] == "text"),
+        "reasoning": "".join(p["text"] for p in parts if p["type"] == "reasoning"),
+        "tools": tools,
+        "steps": sum(1 for p in parts if p["type"] == "step-start"),
+    }
+
+
+def completion_summary(tokens: list[Any]) -> dict[str, Any]:
+    """What our Completions (one per step) and ToolResults say, in the same shape."""
+    steps = steps_of(tokens)
+    tools = []
+    for completion, results in steps:
+        outcome = {r[0]: r for r in results}
+        for call in completion.tool_calls:
+            _, _, result, error = outcome.get(call.id, (None, None, None, None))
+            state = "input-available"
+            if call.id in outcome:
+                state = "output-error" if error is not None else "output-available"
+            tools.append(
+                {
+                    "id": call.id,
+                    "name": call.name,
+                    "input": call.arguments,
+                    "state": state,
+                    "output": result,
+                    "error": error,
+                }
+            )
+    return {
+        "text": "".join(c.text for c, _ in steps),
+        "reasoning": "".join(c.reasoning for c, _ in steps),
+        "tools": tools,
+        "steps": len(steps),
+    }
