@@ -18,9 +18,9 @@ the conversation:
 * ``reasoning``, ``source-*`` and ``data-*`` parts are not sent back
   (providers need their own signatures to accept earlier reasoning).
 
-Formats: ``openai`` / ``openai_chat`` / ``openai_compatible`` / ``testing``
-(chat completions), ``openai_responses`` (Responses API input items),
-``anthropic`` and ``gemini``.
+Formats: those `run_agent` writes (``openai`` / ``openai_chat`` /
+``openai_compatible`` / ``testing``: chat completions; ``anthropic``; ``gemini``;
+a registered provider's), and ``openai_responses`` (Responses API input items).
 
 Example:
     >>> history = [
@@ -47,13 +47,32 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..inflight import PROVIDER_FORMATS, assistant_message, tool_messages
+from ..inflight import assistant_message, tool_messages
 from ..tokens import Completion, ToolCall, ToolResult
 
-__all__ = ["FORMATS", "to_provider_messages"]
+__all__ = ["RESPONSES", "check_format", "to_provider_messages"]
 
-FORMATS = (*sorted(PROVIDER_FORMATS), "openai_responses")
-"""The message formats `to_provider_messages` writes."""
+RESPONSES = "openai_responses"
+"""The OpenAI Responses API's input items: the one format written here, not by `run_agent`."""
+
+
+def check_format(provider: str) -> str:
+    """`provider` when `to_provider_messages` can write its format, else `ConfigError`.
+
+    The formats are those `run_agent` writes tool results in (`rxtokens.inflight.tool_messages`:
+    the provider's own), and ``openai_responses``.
+
+    Example:
+        >>> check_format("anthropic")
+        'anthropic'
+    """
+    if provider == RESPONSES:
+        return provider
+    try:
+        assistant_message(provider, Completion())
+    except ConfigError as exc:
+        raise ConfigError(f"unknown message format {provider!r}: {exc}") from None
+    return provider
 
 
 def _parts(message: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -91,7 +110,7 @@ def _file_block(part: Mapping[str, Any], provider: str) -> dict[str, Any]:
         if inline:
             return {"inlineData": {"mimeType": media, "data": data}}
         return {"fileData": {"mimeType": media, "fileUri": url}}
-    if provider == "openai_responses":
+    if provider == RESPONSES:
         if image:
             return {"type": "input_image", "image_url": url}
         name = str(part.get("filename") or "file")
@@ -107,7 +126,7 @@ def _file_block(part: Mapping[str, Any], provider: str) -> dict[str, Any]:
 def _text_block(text: str, provider: str) -> dict[str, Any]:
     if provider == "gemini":
         return {"text": text}
-    return {"type": "input_text" if provider == "openai_responses" else "text", "text": text}
+    return {"type": "input_text" if provider == RESPONSES else "text", "text": text}
 
 
 def _user(role: str, parts: Sequence[Mapping[str, Any]], provider: str) -> dict[str, Any] | None:
@@ -216,7 +235,7 @@ def _assistant(parts: Sequence[Mapping[str, Any]], provider: str) -> list[dict[s
     for step in _steps(parts):
         text = _text(step)
         calls, results = _calls(step)
-        if provider == "openai_responses":
+        if provider == RESPONSES:
             out.extend(_responses_step(text, calls, results))
         elif calls:
             out.extend(tool_messages(provider, Completion(text=text, tool_calls=calls), results))
@@ -232,7 +251,7 @@ def to_provider_messages(
 
     Args:
         messages: the ``messages`` of a ``useChat`` request (``UIMessage`` dicts).
-        provider: one of `FORMATS`.
+        provider: a provider name whose format `check_format` accepts.
 
     Returns:
         The messages to pass as ``messages`` (or, for ``openai_responses``, ``input``).
@@ -245,8 +264,7 @@ def to_provider_messages(
         ...     [{"role": "user", "parts": [{"type": "text", "text": "Hi"}]}], "gemini")
         [{'role': 'user', 'content': 'Hi'}]
     """
-    if provider not in FORMATS:
-        raise ConfigError(f"unknown message format {provider!r}; known: {', '.join(FORMATS)}")
+    check_format(provider)
     if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Sequence):
         raise ConfigError(f"messages must be a list of UIMessage dicts, got {messages!r:.200}")
     out: list[dict[str, Any]] = []
