@@ -13,9 +13,10 @@ Unlike a browser it gives up after `max_retries` consecutive reconnection attemp
 that produced no event, with `ConnectionLostError`.
 
 With ``decode="rxtokens"`` (the default) the events of an rxtokens server
-(`rxtokens.server`) are decoded: token events become `StreamToken` s, ``done``
-completes the Observable, ``error`` fails it with `ProviderError` (``error_type``
-is the server's error type, ``.partial`` the server's partial `Completion`).
+(`rxtokens.server`; the format is `rxtokens.formats.events`) are decoded: token
+events become `StreamToken` s, ``done`` completes the Observable, ``error`` fails
+it with `ProviderError` (``error_type`` is the server's error type, ``.partial``
+the server's partial `Completion`).
 ``decode="raw"`` emits every `SseEvent` as it is and never ends by itself
 (except on 204), like an ``EventSource``.
 
@@ -29,16 +30,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 import aiohttp
 from reactivex import Observable
 
-from ..errors import ConfigError, ConnectionLostError, ProviderError, StreamDecodeError
-from ..sse import SseEvent, SseParser
-from ..tokens import TOKEN_TYPES, Completion, token_from_json
+from ..aio import from_async_iterable
+from ..errors import ConfigError, ConnectionLostError, StreamDecodeError
+from ..formats.events import Done, Failed, decode_event
+from ..sse import SseParser
 from ._http import (
     HttpRequest,
     Timeouts,
@@ -150,8 +151,6 @@ def sse(
     def factory() -> AsyncIterator[Any]:
         return _events(request, max_retries, decode, last_event_id or "", retry_ms)
 
-    from ..aio import from_async_iterable
-
     return from_async_iterable(factory)
 
 
@@ -237,49 +236,17 @@ async def _connection(request: HttpRequest, decode: str, state: _State) -> Async
                 if decode == "raw":
                     yield event
                     continue
-                kind = event.event
-                if kind == "done":
+                item = decode_event(event)
+                if item is None:  # not an rxtokens event ("message" ...): ignored
+                    continue
+                if isinstance(item, Done):
                     return
-                if kind == "error":
-                    raise _remote_error(event)
-                if kind in TOKEN_TYPES:
-                    yield _token(event)
-                # other events (comments never arrive here; "message" etc.) are ignored
+                if isinstance(item, Failed):
+                    raise item.exception()
+                yield item
             if not chunk:
                 raise _Reconnect("the server closed the stream")
     finally:
         with contextlib.suppress(Exception):
             response.close()
         response.release()
-
-
-def _token(event: SseEvent) -> Any:
-    try:
-        return token_from_json(event.data)
-    except (ValueError, TypeError, ConfigError) as exc:
-        raise StreamDecodeError(
-            f"sse: event {event.event!r} (id {event.id!r}) is not a token: {exc}; "
-            f"data {event.data[:200]!r}",
-            provider="sse",
-        ) from None
-
-
-def _remote_error(event: SseEvent) -> ProviderError:
-    try:
-        body = json.loads(event.data)
-    except ValueError:
-        body = {"message": event.data}
-    if not isinstance(body, dict):
-        body = {"message": str(body)}
-    partial = None
-    if isinstance(body.get("partial"), dict):
-        with contextlib.suppress(Exception):
-            partial = Completion.from_dict(body["partial"])
-    kind = body.get("type")
-    message = str(body.get("message") or "the remote stream failed")
-    return ProviderError(
-        f"remote stream failed: {kind}: {message}" if kind else f"remote stream failed: {message}",
-        error_type=str(kind) if kind is not None else None,
-        provider="sse",
-        partial=partial,
-    )

@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "rxtokens.token";
   const STATE_PREFIX = "rxtokens.stream.";
-  const TOKEN_TYPES = ["text", "reasoning", "refusal", "tool_call_delta", "tool_call", "usage", "finish"];
+  const events = window.rxtokensEvents; // the server's event format (events.js)
 
   // -- the token ------------------------------------------------------------------------
   const query = new URLSearchParams(location.search);
@@ -130,42 +130,45 @@
     $("send").disabled = true;
     const es = new EventSource(url);
     source = es;
-    const onToken = (event) => {
-      if (es !== source) return;
-      const seq = Number(event.lastEventId);
+    const onToken = (item) => {
+      const seq = Number(item.id);
       if (current.lastId && seq <= Number(current.lastId)) return; // never twice
-      current.lastId = event.lastEventId;
+      current.lastId = item.id;
       current.count += 1;
       current.liveCount += 1;
       if (current.firstAt === null) current.firstAt = performance.now();
-      const data = JSON.parse(event.data);
-      if (event.type === "text" && (data.index || 0) === 0) current.text += data.text;
+      const token = item.token;
+      if (token.type === "text" && (token.index || 0) === 0) current.text += token.text;
       render();
       updateMetrics();
       saveSoon();
       setStatus("streaming");
     };
-    for (const type of TOKEN_TYPES) es.addEventListener(type, onToken);
-    es.addEventListener("done", (event) => {
-      if (es !== source) return;
-      const completion = JSON.parse(event.data);
+    const onDone = (item) => {
+      const completion = item.completion;
       if (completion.text !== current.text) { current.text = completion.text; render(); }
       updateMetrics();
       finish("done");
-    });
-    es.addEventListener("error", (event) => {
-      if (es !== source) return;
-      if (event.data) { // the server's own "error" event: the stream failed or was cancelled
-        const body = JSON.parse(event.data);
-        finish(body.type === "cancelled" ? "cancelled" : "error", body.type + ": " + body.message);
-        return;
-      }
-      if (es.readyState === EventSource.CLOSED) {
-        finish("error", "cannot read this stream (wrong token, or it expired)");
-      } else {
-        setStatus("reconnecting"); // EventSource retries with Last-Event-ID by itself
-      }
-    });
+    };
+    const onFailed = (item) => { // the stream failed or was cancelled
+      const shown = item.type ? item.type + ": " + item.message : item.message;
+      finish(item.type === "cancelled" ? "cancelled" : "error", shown);
+    };
+    const handlers = { token: onToken, done: onDone, error: onFailed };
+    events.listen(
+      es,
+      (item) => {
+        if (es === source && item !== null) handlers[item.kind](item);
+      },
+      () => {
+        if (es !== source) return;
+        if (es.readyState === EventSource.CLOSED) {
+          finish("error", "cannot read this stream (wrong token, or it expired)");
+        } else {
+          setStatus("reconnecting"); // EventSource retries with Last-Event-ID by itself
+        }
+      },
+    );
   }
 
   // -- actions ----------------------------------------------------------------------------

@@ -1,27 +1,17 @@
-"""The SSE server: streams, resumption, cancellation, retention, auth, limits, CORS."""
+"""The ``/v1/streams`` lifecycle: events, resumption, cancellation, grace, retention, specs."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from typing import Any
 
-import aiohttp
 import pytest
 
-from rxtokens.providers import close_sessions
-from rxtokens.server import (
-    ChatChunkEncoder,
-    app_token,
-    chat_completion_body,
-    create_app,
-    start_server,
-)
 from rxtokens.sse import SseParser
 from rxtokens.testing import Reply
 from rxtokens.testing.server import default_script
-from rxtokens.tokens import Completion, Finish, TextDelta, ToolCall, ToolCallDelta, Usage
+from rxtokens.tokens import Finish, TextDelta
 
 from .server_helpers import read_events, running, token_text
 
@@ -238,147 +228,6 @@ async def test_heartbeat_comments_keep_idle_streams_alive() -> None:
         assert seen.startswith(b"retry: 2000\n\n")
 
 
-# --------------------------------------------------------------------------- security
-
-
-async def test_auth_is_required_and_the_token_never_echoed(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.DEBUG)
-    async with running() as srv:
-        stream_id = await srv.start("hi")
-        checks = [
-            ("POST", "/v1/streams", {}),
-            ("POST", "/v1/streams", {"Authorization": "Bearer wrong-token"}),
-            ("GET", f"/v1/streams/{stream_id}", {}),
-            ("GET", f"/v1/streams/{stream_id}/events", {"Authorization": "Basic abc"}),
-            ("DELETE", f"/v1/streams/{stream_id}", {}),
-            ("POST", "/v1/chat/completions", {}),
-        ]
-        for method, path, headers in checks:
-            async with srv.session.request(
-                method, srv.url(path), headers=headers, json={"prompt": "x"}
-            ) as response:
-                assert response.status == 401, (method, path)
-                assert response.headers["WWW-Authenticate"].startswith("Bearer")
-                text = await response.text()
-                assert json.loads(text)["error"]["type"] == "authentication_error"
-                assert srv.token not in text
-        # ?token= is accepted on the GET routes of a stream (EventSource), not elsewhere
-        async with srv.session.get(
-            srv.url(f"/v1/streams/{stream_id}/events"), params={"token": srv.token}
-        ) as response:
-            assert response.status == 200
-            assert token_text(await read_events(response)) == EXPECTED
-        async with srv.session.post(
-            srv.url("/v1/streams"), params={"token": srv.token}, json={"prompt": "x"}
-        ) as response:
-            assert response.status == 401
-    assert srv.token not in caplog.text
-
-
-async def test_read_tokens_read_one_stream_only() -> None:
-    async with running() as srv:
-        async with srv.session.post(
-            srv.url("/v1/streams"), json={"prompt": "hi"}, headers=srv.auth
-        ) as response:
-            created = await response.json()
-        other = await srv.start("other")
-        read = {"Authorization": f"Bearer {created['read_token']}"}
-        async with srv.session.get(srv.url(created["status_url"]), headers=read) as response:
-            assert response.status == 200
-        async with srv.session.get(
-            srv.url(created["events_url"]), params={"token": created["read_token"]}
-        ) as response:
-            assert token_text(await read_events(response)) == EXPECTED
-        for method, path in [
-            ("GET", f"/v1/streams/{other}"),
-            ("DELETE", created["status_url"]),
-            ("POST", "/v1/streams"),
-        ]:
-            async with srv.session.request(
-                method, srv.url(path), headers=read, json={"prompt": "x"}
-            ) as response:
-                assert response.status == 401, (method, path)
-
-
-async def test_limits_answer_with_json_errors() -> None:
-    async with running(Reply(pause_after=1, pause=None), max_body=200, max_streams=1) as srv:
-        async with srv.session.post(
-            srv.url("/v1/streams"), json={"prompt": "x" * 500}, headers=srv.auth
-        ) as response:
-            assert response.status == 413
-            assert (await response.json())["error"]["type"] == "request_too_large"
-        await srv.start("first")
-        async with srv.session.post(
-            srv.url("/v1/streams"), json={"prompt": "second"}, headers=srv.auth
-        ) as response:
-            assert response.status == 429
-            body = await response.json()
-            assert body["error"]["type"] == "too_many_streams"
-            assert "max_streams" in body["error"]["message"]
-        async with srv.session.post(
-            srv.url("/v1/streams"),
-            data="not json",
-            headers={**srv.auth, "Content-Type": "application/json"},
-        ) as response:
-            assert response.status in (400, 429)
-        async with srv.session.get(srv.url("/v1/streams/nope"), headers=srv.auth) as response:
-            assert response.status == 404
-            assert (await response.json())["error"]["type"] == "not_found"
-
-
-async def test_client_limit_and_bad_bodies() -> None:
-    async with running(Reply(pause_after=3, pause=None), max_clients=1) as srv:
-        stream_id = await srv.start("hi")
-        url = srv.url(f"/v1/streams/{stream_id}/events")
-        async with srv.session.get(url, headers=srv.auth) as first:
-            await read_events(first, limit=1)
-            async with srv.session.get(url, headers=srv.auth) as second:
-                assert second.status == 429
-                assert (await second.json())["error"]["type"] == "too_many_clients"
-        for body in (
-            {},
-            {"prompt": ""},
-            {"prompt": "a", "messages": []},
-            {"prompt": "a", "keep_alive": 1},
-        ):
-            async with srv.session.post(srv.url("/v1/streams"), json=body, headers=srv.auth) as r:
-                assert r.status == 400, body
-                assert (await r.json())["error"]["type"] == "invalid_request_error"
-        async with srv.session.post(
-            srv.url("/v1/streams"), json={"launch": "testing prompt=hi"}, headers=srv.auth
-        ) as response:
-            assert response.status == 403
-            assert (await response.json())["error"]["type"] == "specs_not_allowed"
-
-
-async def test_cors_is_closed_by_default_and_configurable() -> None:
-    preflight = {
-        "Origin": "http://evil.example",
-        "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization",
-    }
-    async with running() as srv:
-        async with srv.session.options(srv.url("/v1/streams"), headers=preflight) as response:
-            assert response.status == 403
-            assert "Access-Control-Allow-Origin" not in response.headers
-        async with srv.session.post(
-            srv.url("/v1/streams"),
-            json={"prompt": "hi"},
-            headers={**srv.auth, "Origin": "http://evil.example"},
-        ) as response:
-            assert "Access-Control-Allow-Origin" not in response.headers
-    async with running(cors_origins=["http://ok.example"]) as srv:
-        ok = {**preflight, "Origin": "http://ok.example"}
-        async with srv.session.options(srv.url("/v1/streams"), headers=ok) as response:
-            assert response.status == 204
-            assert response.headers["Access-Control-Allow-Origin"] == "http://ok.example"
-            assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
-        async with srv.session.options(srv.url("/v1/streams"), headers=preflight) as response:
-            assert response.status == 403
-
-
 async def test_specs_and_launch_strings_when_allowed() -> None:
     async with running(allow_specs=True) as srv:
         base = srv.provider.base_url_for("openai")
@@ -403,121 +252,6 @@ async def test_specs_and_launch_strings_when_allowed() -> None:
         ) as response:
             assert response.status == 400
             assert "nope" in (await response.json())["error"]["message"]
-
-
-async def test_the_page_is_served_with_a_strict_policy() -> None:
-    async with running() as srv:
-        async with srv.session.get(srv.url("/"), params={"token": srv.token}) as response:
-            assert response.status == 200
-            assert response.content_type == "text/html"
-            html = await response.text()
-            assert srv.token not in html
-            assert "default-src 'self'" in response.headers["Content-Security-Policy"]
-            assert response.headers["Referrer-Policy"] == "no-referrer"
-        for name in ("app.js", "style.css"):
-            async with srv.session.get(srv.url(f"/static/{name}")) as response:
-                assert response.status == 200
-        async with srv.session.get(srv.url("/static/..%2Fserver.py")) as response:
-            assert response.status == 404
-
-
-async def test_access_log_masks_tokens(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="aiohttp.access")
-    app = create_app(token="the-secret-token")
-    runner = await start_server(app, port=0)
-    try:
-        port = runner.addresses[0][1]
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(
-                f"http://127.0.0.1:{port}/v1/streams/x/events", params={"token": "the-secret-token"}
-            ) as response,
-        ):
-            assert response.status == 404
-    finally:
-        await runner.cleanup()
-    assert "/v1/streams/x/events?token=***" in caplog.text
-    assert "the-secret-token" not in caplog.text
-
-
-def test_error_messages_for_clients_mask_secrets() -> None:
-    from rxtokens.server import _describe
-
-    error = RuntimeError("upstream said: bad key sk-proj-abcdefghijkl (token the-token-123)")
-    kind, message = _describe(error, ("the-token-123",))
-    assert kind == "RuntimeError"
-    assert message == "upstream said: bad key *** (token ***)"
-
-
-def test_invalid_configuration_is_rejected() -> None:
-    from rxtokens.errors import ConfigError
-
-    for kwargs, named in (
-        ({"upstream": "nope"}, "'nope'"),
-        ({"upstream": "unknown:model"}, "'unknown:model'"),
-        ({"max_streams": 0}, "got 0"),
-        ({"heartbeat": -1}, "got -1"),
-        ({"pipeline": [1]}, "got 1"),
-        ({"pipeline": 5}, "got 5"),
-        ({"upstream_options": 5}, "got 5"),
-        ({"retention": float("nan")}, "got nan"),
-    ):
-        with pytest.raises(ConfigError, match=named):  # names the bad value
-            create_app(**kwargs)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="at least 8") as info:
-        create_app(token="short")
-    assert "short" not in str(info.value)  # a secret is not echoed
-
-
-# --------------------------------------------------------------------------- encoders
-
-
-def test_chat_chunk_encoder_maps_tokens_to_openai_chunks() -> None:
-    enc = ChatChunkEncoder("m", include_usage=True, chunk_id="chatcmpl-x", created=1)
-    chunks = [
-        c
-        for token in [
-            TextDelta("Hi"),
-            ToolCallDelta(0, "call_1", "f", '{"a":'),
-            ToolCallDelta(0, None, None, "1}"),
-            ToolCall(0, "call_1", "f", {"a": 1}),
-            ToolCall(1, None, "g", {}),
-            Usage(3, 4),
-            Finish("tool_use"),
-        ]
-        for c in enc.encode(token)
-    ] + enc.finish()
-    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
-    assert deltas[0] == {"role": "assistant", "content": "Hi"}
-    assert deltas[1]["tool_calls"][0] == {
-        "index": 0,
-        "id": "call_1",
-        "type": "function",
-        "function": {"arguments": '{"a":', "name": "f"},
-    }
-    assert deltas[2]["tool_calls"][0] == {"index": 0, "function": {"arguments": "1}"}}
-    assert deltas[3]["tool_calls"][0]["function"] == {"name": "g", "arguments": "{}"}
-    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
-    assert chunks[-1]["choices"] == []
-    assert chunks[-1]["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
-
-
-def test_chat_completion_body() -> None:
-    completion = Completion(
-        text="",
-        tool_calls=[ToolCall(0, "c", "f", {"x": 1})],
-        finish_reason="tool_use",
-        usage=Usage(1, 2),
-    )
-    body = chat_completion_body(completion, "m", chunk_id="chatcmpl-1")
-    message = body["choices"][0]["message"]
-    assert message["content"] is None
-    assert message["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"x": 1}'}
-    assert body["choices"][0]["finish_reason"] == "tool_calls"
-    assert body["usage"]["total_tokens"] == 3
-
-
-# --------------------------------------------------------------------------- more lifecycle
 
 
 async def test_tokens_emitted_on_a_worker_thread_reach_every_client() -> None:
@@ -595,54 +329,6 @@ async def test_a_client_too_far_behind_is_disconnected_and_can_resume() -> None:
         ) as response:
             tail = await read_events(response)
         assert token_text(seen) + token_text(tail) == "".join(words)
-
-
-async def test_the_proxy_cancels_the_upstream_when_its_client_leaves() -> None:
-    async with running(Reply(delay=0.02)) as srv:
-        async with srv.session.post(
-            srv.url("/v1/chat/completions"),
-            headers=srv.auth,
-            json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": True},
-        ) as response:
-            assert response.status == 200
-            await response.content.readany()
-        record = await srv.provider.wait_ended(0)
-        assert record.disconnected
-        assert not record.completed
-        for _ in range(200):
-            if srv.state.chats == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert srv.state.chats == 0
-
-
-def test_main_reports_bad_options() -> None:
-    from rxtokens.server import main
-
-    with pytest.raises(SystemExit) as info:
-        main(["--upstream", "nope"])
-    assert info.value.code == 2
-
-
-async def test_the_default_upstream_is_a_bundled_demo_provider() -> None:
-    app = create_app(demo_delay=0)
-    runner = await start_server(app, port=0)
-    try:
-        port = runner.addresses[0][1]
-        headers = {"Authorization": f"Bearer {app_token(app)}"}
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
-                f"http://127.0.0.1:{port}/v1/streams", json={"prompt": "demo"}, headers=headers
-            ) as response:
-                stream_id = (await response.json())["id"]
-            async with session.get(
-                f"http://127.0.0.1:{port}/v1/streams/{stream_id}/events", headers=headers
-            ) as response:
-                text = token_text(await read_events(response))
-    finally:
-        await runner.cleanup()
-        await close_sessions()
-    assert text == default_script("demo").text
 
 
 async def test_only_max_retained_ended_streams_are_kept() -> None:

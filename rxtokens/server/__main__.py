@@ -1,0 +1,5 @@
+"""``python -m rxtokens.server``: the same as ``rxtokens serve``."""
+
+from .run import main
+
+raise SystemExit(main())

@@ -1,0 +1,297 @@
+"""The application: `create_app` (its routes and configuration) and the middlewares.
+
+Middlewares, outermost first: errors (JSON answers for `_Abort` and HTTP
+errors), security headers, CORS (closed unless ``cors_origins``), bearer-token
+auth for ``/v1/`` (the app token, or a stream's read token for its GET routes).
+The routes live beside: `.streams` (``/v1/streams``), `.proxy`
+(``/v1/chat/completions``, ``/v1/models``) and `.page` (the web page).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeAlias
+
+from aiohttp import web
+from reactivex import Observable
+
+from ..errors import ConfigError
+from ..tokens import StreamToken
+from .errors import _Abort, _error
+from .page import _index, _static
+from .proxy import _chat_completions, _models
+from .state import STATE_KEY, Operator, ServerState, UpstreamFactory
+from .streams import _cancel_stream, _create_stream, _on_shutdown, _stream_events, _stream_status
+from .upstream import _make_operators, _make_upstream
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("rxtokens.server")
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if value != value or value < 0 or (value == 0 and not allow_zero):  # NaN included
+        raise ConfigError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def create_app(
+    *,
+    upstream: str | UpstreamFactory = "testing:demo",
+    upstream_options: Mapping[str, Any] | None = None,
+    pipeline: Operator | Sequence[Operator] | str | None = None,
+    token: str | None = None,
+    auth: bool = True,
+    cors_origins: Sequence[str] = (),
+    max_body: int = 64 * 1024,
+    max_streams: int = 64,
+    max_clients: int = 1024,
+    retention: float = 600.0,
+    grace: float = 5.0,
+    start_timeout: float = 30.0,
+    heartbeat: float = 15.0,
+    retry_ms: int = 2000,
+    allow_specs: bool = False,
+    max_pending: int = 100_000,
+    max_retained: int = 1000,
+    demo_delay: float = 0.03,
+) -> web.Application:
+    """The aiohttp application (see the module docstring for routes and security).
+
+    Run it with `serve`, ``aiohttp.web.run_app`` or an ``aiohttp.test_utils.TestServer``;
+    an ``AppRunner`` should be made with ``handler_cancellation=True`` so a client
+    that disconnects is noticed at once (`serve` and ``TestServer`` do this; otherwise
+    it is noticed at the next token or heartbeat).
+
+    Args:
+        upstream: a ``"provider:model"`` id (default: the bundled ``testing``
+            loopback provider, no API key) or ``(messages, params) -> Observable``.
+        upstream_options: provider configuration (``base_url``, ``api_key``,
+            ``timeout`` ...); the API key is never shown to clients.
+        pipeline: operators applied to every upstream stream (e.g.
+            ``redact(r"sk-\\w{20}")``): one, a list, or launch-string elements
+            (``"redact pattern='\\d{16}' ! smooth delay=0.02"``).
+        token: the bearer token; None generates one (read it with `app_token`).
+        auth: False disables the token check (only behind a trusted proxy).
+        cors_origins: origins allowed to call the API from a browser (``"*"``: any).
+        max_body: the largest request body, in bytes (413 beyond).
+        max_streams: running streams plus chat completions at once (429 beyond).
+        max_clients: open event-stream connections at once (429 beyond).
+        retention: seconds an ended stream stays readable.
+        max_retained: ended streams kept at most (the oldest are purged first).
+        grace: seconds a stream without clients keeps running before it is cancelled.
+        start_timeout: seconds a new stream waits for its first client.
+        heartbeat: seconds of silence before a ``: ping`` comment.
+        retry_ms: the ``retry:`` sent to clients (reconnection delay).
+        allow_specs: accept ``spec`` / ``launch`` bodies in ``POST /v1/streams``.
+        max_pending: a client that falls this many tokens behind is disconnected
+            (it reconnects and resumes from the replay).
+        demo_delay: with the ``testing`` upstream and no ``base_url``, the app runs
+            the bundled loopback provider while it runs, one word every `demo_delay`
+            seconds (a live-looking demo without an API key).
+
+    Raises:
+        ConfigError: invalid arguments.
+
+    Example:
+        >>> from rxtokens.operators import redact
+        >>> from rxtokens.server import app_token
+        >>> app = create_app(pipeline=redact(r"sk-[a-z]{4}"), token="t0ken-t0ken")
+        >>> app_token(app)
+        't0ken-t0ken'
+    """
+    for name, value in (
+        ("max_body", max_body),
+        ("max_streams", max_streams),
+        ("max_clients", max_clients),
+        ("heartbeat", heartbeat),
+        ("max_pending", max_pending),
+        ("max_retained", max_retained),
+        ("start_timeout", start_timeout),
+    ):
+        _positive(name, value)
+    for name, value in (
+        ("retention", retention),
+        ("grace", grace),
+        ("retry_ms", retry_ms),
+        ("demo_delay", demo_delay),
+    ):
+        _positive(name, value, allow_zero=True)
+    if token is not None and (not isinstance(token, str) or len(token) < 8):
+        raise ConfigError("token must be a string of at least 8 characters")
+    if isinstance(cors_origins, str):
+        cors_origins = (cors_origins,)
+    if upstream_options is not None and not isinstance(upstream_options, Mapping):
+        raise ConfigError(f"upstream_options must be a dict, got {upstream_options!r}")
+    options = dict(upstream_options or {})
+    make_upstream, model = _make_upstream(upstream, options)
+    operators = _make_operators(pipeline)
+
+    def make_source(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
+        source = make_upstream(messages, params)
+        return source.pipe(*operators) if operators else source
+
+    if auth and token is None:
+        token = secrets.token_urlsafe(24)
+    state = ServerState(
+        token=token if auth else None,
+        make_source=make_source,
+        upstream_model=model,
+        operators=operators,
+        cors_origins=frozenset(cors_origins),
+        max_streams=int(max_streams),
+        max_clients=int(max_clients),
+        retention=float(retention),
+        grace=float(grace),
+        start_timeout=float(start_timeout),
+        heartbeat=float(heartbeat),
+        retry_ms=int(retry_ms),
+        allow_specs=allow_specs,
+        max_pending=int(max_pending),
+        max_retained=int(max_retained),
+        secrets=tuple(s for s in (token, options.get("api_key")) if isinstance(s, str) and s),
+    )
+    app = web.Application(
+        client_max_size=int(max_body),
+        middlewares=[_errors_middleware, _headers_middleware, _cors_middleware, _auth_middleware],
+    )
+    app[STATE_KEY] = state
+    app.router.add_get("/", _index)
+    app.router.add_get("/static/{name}", _static)
+    app.router.add_post("/v1/streams", _create_stream)
+    app.router.add_get("/v1/streams/{id}", _stream_status)
+    app.router.add_delete("/v1/streams/{id}", _cancel_stream)
+    app.router.add_get("/v1/streams/{id}/events", _stream_events)
+    app.router.add_post("/v1/chat/completions", _chat_completions)
+    app.router.add_get("/v1/models", _models)
+    app.on_shutdown.append(_on_shutdown)
+    if isinstance(upstream, str) and upstream.startswith("testing:") and "base_url" not in options:
+        app.cleanup_ctx.append(_demo_upstream(options, demo_delay))
+    return app
+
+
+def _demo_upstream(
+    options: dict[str, Any], delay: float
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Run the bundled loopback provider next to the app, paced like a real model."""
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        # imported here, not at the top: the production path never loads rxtokens.testing
+        from ..testing.server import ProviderServer, Reply
+
+        async with ProviderServer(default=Reply(delay=delay)) as provider:
+            options["base_url"] = provider.base_url_for("openai")
+            yield
+            options.pop("base_url", None)
+
+    return context
+
+
+_Handler: TypeAlias = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except _Abort as abort:
+        return abort.response
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _error(413, "request_too_large", f"the request body is too large ({exc.text})")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return _error(exc.status, kind, exc.reason)
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _error(500, "internal_error", "internal server error (see the server log)")
+
+
+@web.middleware
+async def _headers_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if not response.prepared:
+        _security_headers(response)
+    return response
+
+
+def _security_headers(response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cache-Control", "no-store")
+
+
+@web.middleware
+async def _cors_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    origin = request.headers.get("Origin")
+    allowed = origin is not None and ("*" in state.cors_origins or origin in state.cors_origins)
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        if not allowed:
+            return _error(
+                403,
+                "cors_forbidden",
+                "cross-origin requests are not allowed from this origin "
+                "(start the server with cors_origins=[...] / --cors-origin)",
+            )
+        return web.Response(
+            status=204,
+            headers={
+                "Access-Control-Allow-Origin": origin or "",
+                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
+                "Access-Control-Allow-Headers": "Authorization, Content-Type, Last-Event-ID",
+                "Access-Control-Max-Age": "600",
+                "Vary": "Origin",
+            },
+        )
+    response = await handler(request)
+    if allowed and not response.prepared:
+        response.headers["Access-Control-Allow-Origin"] = origin or ""
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _given_token(request: web.Request, *, query: bool) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if query and request.method == "GET":
+        return request.query.get("token")
+    return None
+
+
+@web.middleware
+async def _auth_middleware(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    if state.token is None or not request.path.startswith("/v1/"):
+        return await handler(request)
+    stream_get = request.method == "GET" and request.path.startswith("/v1/streams/")
+    given = _given_token(request, query=stream_get)
+    if given is not None and _same(given, state.token):
+        return await handler(request)
+    if given is not None and stream_get:
+        stream = state.streams.get(request.path.split("/")[3])
+        if stream is not None and _same(given, stream.read_token):
+            return await handler(request)
+    return _error(
+        401,
+        "authentication_error",
+        "missing or invalid bearer token: send 'Authorization: Bearer <token>' (the token "
+        "is printed when the server starts; event streams also accept ?token=<token>)",
+        **{"WWW-Authenticate": 'Bearer realm="rxtokens"'},
+    )

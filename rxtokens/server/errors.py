@@ -1,0 +1,73 @@
+"""How the server says no: JSON error answers, what clients see of an exception, request checks.
+
+Every error answer is JSON ``{"error": {"type", "message", "param", "code"}}``
+(OpenAI's shape); handlers raise `_Abort` and the app's error middleware answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import BroadcastCancelledError
+from ..providers._http import redact
+from .state import ServerState
+
+
+def _error(status: int, kind: str, message: str, **headers: str) -> web.Response:
+    """A JSON error response ``{"error": {"type", "message"}}``."""
+    return web.json_response(
+        {"error": {"type": kind, "message": message, "param": None, "code": None}},
+        status=status,
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+class _Abort(Exception):
+    """Raised by handlers to answer with a JSON error."""
+
+    def __init__(self, status: int, kind: str, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.response = _error(status, kind, message, **headers)
+
+
+def _describe(exc: BaseException, secrets_: Sequence[str]) -> tuple[str, str]:
+    """``(type, message)`` of an exception for clients, with secrets and key-like strings masked."""
+    kind = "cancelled" if isinstance(exc, BroadcastCancelledError) else type(exc).__name__
+    message = str(exc) or kind
+    for secret in secrets_:
+        if secret:
+            message = message.replace(secret, "***")
+    return kind, redact(message, None)  # also an upstream key that came from the environment
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise _Abort(
+            415, "invalid_request_error", "send a JSON body with Content-Type: application/json"
+        )
+    try:
+        data = json.loads(await request.read())
+    except web.HTTPRequestEntityTooLarge:
+        raise
+    except ValueError as exc:
+        raise _Abort(400, "invalid_request_error", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise _Abort(400, "invalid_request_error", "the body must be a JSON object")
+    return data
+
+
+def _check_capacity(state: ServerState) -> None:
+    if state.closing:
+        raise _Abort(503, "shutting_down", "the server is shutting down")
+    if state.running >= state.max_streams:
+        raise _Abort(
+            429,
+            "too_many_streams",
+            f"{state.max_streams} streams are running already (max_streams); "
+            "retry when one has ended",
+            **{"Retry-After": "1"},
+        )

@@ -1,0 +1,154 @@
+"""Running the server: `serve` (blocks; Ctrl-C stops), `start_server` (in a loop), `main` (CLI).
+
+The access log (`RedactingAccessLogger`) masks ``token`` and key-like query values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from ..errors import ConfigError
+from .app import create_app
+from .state import app_token
+
+__all__ = ["RedactingAccessLogger", "main", "serve", "start_server"]
+
+_DESCRIPTION = (
+    "Serve pipelines to browsers: an aiohttp app with SSE streams, a web page and an OpenAI proxy."
+)
+
+_QUERY_SECRET = re.compile(r"((?:^|[?&])(?:token|read_token|key|api_key)=)[^&#\s]*", re.I)
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """One line per request, with ``token`` (and key-like) query values masked."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        path = _QUERY_SECRET.sub(r"\1***", request.path_qs)
+        self.logger.info(
+            '%s "%s %s" %s %.3fs',
+            request.remote,
+            request.method,
+            path,
+            response.status,
+            time,
+        )
+
+
+async def start_server(
+    app: web.Application, host: str = "127.0.0.1", port: int = 8765
+) -> web.AppRunner:
+    """Start `app` on ``host:port`` (0: any free port) and return its runner (``cleanup()`` stops).
+
+    Client disconnects cancel their handler at once (``handler_cancellation``), and the
+    access log masks tokens.
+    """
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        handler_cancellation=True,
+        access_log_class=RedactingAccessLogger,
+        shutdown_timeout=1.0,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    return runner
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    print_token: Callable[[str], object] = print,
+    **options: Any,
+) -> None:
+    """Run the server until interrupted (Ctrl-C). `options` go to `create_app`.
+
+    When no ``token`` is given one is generated and printed (with the page URL)
+    through `print_token` (stdout by default; never to the log).
+
+    Example:
+        >>> serve(port=8765, upstream="openai:gpt-4o-mini")  # doctest: +SKIP
+    """
+    app = create_app(**options)
+    token = app_token(app)
+
+    async def main() -> None:
+        runner = await start_server(app, host, port)
+        try:
+            bound = runner.addresses[0]
+            shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
+            base = f"http://{shown}:{bound[1]}/"
+            if token is not None and "token" not in options:
+                print_token(
+                    f"rxtokens server on {base}\n  token: {token}\n  open:  {base}?token={token}"
+                )
+            else:
+                print_token(f"rxtokens server on {base}")
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``rxtokens serve`` (also ``python -m rxtokens.server``): parse arguments and `serve`."""
+    parser = argparse.ArgumentParser(prog="rxtokens serve", description=_DESCRIPTION)
+    parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument(
+        "--upstream", default="testing:demo", help="'provider:model' (default testing:demo)"
+    )
+    parser.add_argument("--base-url", help="the upstream's base URL")
+    parser.add_argument(
+        "--pipeline", help="operators in launch syntax, e.g. \"redact pattern='\\d{16}'\""
+    )
+    parser.add_argument(
+        "--token-env",
+        default="RXTOKENS_SERVER_TOKEN",
+        help="environment variable holding the bearer token (default RXTOKENS_SERVER_TOKEN; "
+        "unset: a token is generated and printed)",
+    )
+    parser.add_argument("--no-auth", action="store_true", help="disable the bearer token")
+    parser.add_argument("--cors-origin", action="append", default=[], help="allowed origin")
+    parser.add_argument("--allow-specs", action="store_true", help="accept specs / launch strings")
+    parser.add_argument("--max-streams", type=int, default=64)
+    parser.add_argument("--max-clients", type=int, default=1024)
+    parser.add_argument("--retention", type=float, default=600.0)
+    parser.add_argument("--grace", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    options: dict[str, Any] = {
+        "upstream": args.upstream,
+        "pipeline": args.pipeline,
+        "auth": not args.no_auth,
+        "cors_origins": tuple(args.cors_origin),
+        "allow_specs": args.allow_specs,
+        "max_streams": args.max_streams,
+        "max_clients": args.max_clients,
+        "retention": args.retention,
+        "grace": args.grace,
+    }
+    if args.base_url:
+        options["upstream_options"] = {"base_url": args.base_url}
+    token = os.environ.get(args.token_env) if args.token_env else None
+    if token:
+        options["token"] = token
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        serve(args.host, args.port, **options)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    return 0

@@ -1,0 +1,99 @@
+"""What every part of the server shares: `ServerState` (one per app), `_Stream` (one per stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias
+
+from aiohttp import web
+from reactivex import Observable, abc
+
+from ..broadcast import Broadcast
+from ..errors import BroadcastCancelledError
+from ..tokens import Completion, StreamToken
+
+__all__ = ["STATE_KEY", "Operator", "ServerState", "UpstreamFactory", "app_token"]
+
+Operator: TypeAlias = Callable[[Observable[Any]], Observable[Any]]
+"""A token operator (``Observable[StreamToken] -> Observable[StreamToken]``)."""
+
+
+UpstreamFactory: TypeAlias = Callable[[Any, dict[str, Any]], Observable[StreamToken]]
+"""``(prompt_or_messages, params) -> Observable[StreamToken]``: a custom upstream."""
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One pipeline served to any number of clients."""
+
+    id: str
+    read_token: str
+    broadcast: Broadcast[Any]
+    keep_alive: bool
+    created: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    clients: int = 0
+    hold: abc.DisposableBase | None = None
+    timer: asyncio.TimerHandle | None = None
+    purge: asyncio.TimerHandle | None = None
+    error: BaseException | None = None
+    final: asyncio.Future[Completion] | None = None
+
+    @property
+    def status(self) -> str:
+        if self.finished_at is None:
+            return "running"
+        if self.error is None:
+            return "done"
+        if isinstance(self.error, BroadcastCancelledError):
+            return "cancelled"
+        return "error"
+
+
+class _EventClient(Protocol):
+    """What the app needs of an open event connection: closing it (at shutdown)."""
+
+    def close(self) -> None: ...
+
+
+@dataclass(eq=False)
+class ServerState:
+    """The mutable state of one app (``app[STATE_KEY]``), exposed for tests and embedding."""
+
+    token: str | None
+    make_source: Callable[[Any, dict[str, Any]], Observable[StreamToken]]
+    upstream_model: str | None
+    operators: list[Operator]
+    cors_origins: frozenset[str]
+    max_streams: int
+    max_clients: int
+    retention: float
+    grace: float
+    start_timeout: float
+    heartbeat: float
+    retry_ms: int
+    allow_specs: bool
+    max_pending: int
+    max_retained: int
+    secrets: tuple[str, ...] = ()
+    streams: dict[str, _Stream] = field(default_factory=dict)
+    queues: set[_EventClient] = field(default_factory=set)
+    chats: int = 0
+    closing: bool = False
+
+    @property
+    def running(self) -> int:
+        """Streams and chat completions in progress (what `max_streams` limits)."""
+        return self.chats + sum(1 for s in self.streams.values() if s.finished_at is None)
+
+
+STATE_KEY: web.AppKey[ServerState] = web.AppKey("rxtokens_server_state", ServerState)
+"""Where `create_app` keeps its `ServerState` in the application."""
+
+
+def app_token(app: web.Application) -> str | None:
+    """The bearer token an app created by `create_app` requires (None: auth disabled)."""
+    return app[STATE_KEY].token

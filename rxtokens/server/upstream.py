@@ -1,0 +1,67 @@
+"""What the server streams: the configured upstream (a provider id or a function) and pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from reactivex import Observable
+
+from ..errors import ConfigError
+from ..providers import PROVIDERS, stream
+from ..spec import parse_launch
+from ..tokens import StreamToken
+from .state import Operator, UpstreamFactory
+
+
+def _make_upstream(
+    upstream: str | UpstreamFactory, options: Mapping[str, Any]
+) -> tuple[Callable[[Any, dict[str, Any]], Observable[StreamToken]], str | None]:
+    if callable(upstream):
+        factory = upstream
+
+        def custom(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
+            return factory(messages, params)
+
+        return custom, None
+    if not isinstance(upstream, str) or ":" not in upstream:
+        raise ConfigError(
+            f"upstream must be a 'provider:model' id (e.g. 'testing:demo', "
+            f"'openai:gpt-4o-mini') or a function (messages, params) -> Observable, "
+            f"got {upstream!r}"
+        )
+    name, _, model = upstream.partition(":")
+    if name not in PROVIDERS or not model:
+        raise ConfigError(
+            f"upstream {upstream!r}: unknown provider or no model; known providers: "
+            f"{', '.join(sorted(PROVIDERS))}"
+        )
+    config = options  # the same dict: a demo upstream fills in its base_url at startup
+
+    def provider(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
+        return stream(upstream, messages, **config, **params)
+
+    return provider, model
+
+
+def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> list[Operator]:
+    if pipeline is None:
+        return []
+    if isinstance(pipeline, str):
+        # operators only: borrow the launch grammar with a placeholder source
+        spec = parse_launch(f"testing prompt=x ! {pipeline}")
+        if spec.sinks:
+            raise ConfigError(f"the server pipeline {pipeline!r} must not contain sinks")
+        return [op.build() for op in spec.operators]
+    if callable(pipeline):
+        return [pipeline]
+    if not isinstance(pipeline, Iterable):
+        raise ConfigError(
+            "pipeline must be an operator, a list of operators or a launch string, "
+            f"got {pipeline!r}"
+        )
+    ops = list(pipeline)
+    for i, op in enumerate(ops):
+        if not callable(op):
+            raise ConfigError(f"pipeline[{i}] must be an operator (a callable), got {op!r}")
+    return ops
