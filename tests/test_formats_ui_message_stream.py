@@ -16,7 +16,6 @@ from rxtokens import operators as ops
 from rxtokens.aio import to_list
 from rxtokens.errors import ConfigError, ProviderError, StreamDecodeError, TruncatedStreamError
 from rxtokens.formats import ui_message_stream as ui
-from rxtokens.formats.ui_messages import to_provider_messages
 from rxtokens.inflight import run_agent
 from rxtokens.sse import SseEvent
 from rxtokens.tokens import (
@@ -30,6 +29,7 @@ from rxtokens.tokens import (
     ToolResult,
     Usage,
 )
+from rxtokens.ui_messages import to_provider_messages
 from tests.ui_sdk import completion_summary, install, run_script, steps_of, ui_summary
 
 # --------------------------------------------------------------------------- helpers

@@ -3,7 +3,9 @@
 Each module says how a token stream is written in one format and, where rxtokens
 reads the format back, how it is decoded. The server (`rxtokens.server`), the
 `sse()` client (`rxtokens.providers.sse`), the web page (``rxtokens/static``)
-and the tests share them, so the bytes are defined once.
+and the tests share them, so the bytes are defined once. (The AI SDK's
+``UIMessage`` history becomes provider messages in `rxtokens.ui_messages`: it
+writes through each provider's own message format, so it lives above them.)
 
 ============================  =================================================================
 `formats.events`              the server's own SSE events (``/v1/streams/{id}/events``): one
@@ -14,7 +16,6 @@ and the tests share them, so the bytes are defined once.
 `formats.ui_message_stream`   the AI SDK UI message stream (``/v1/ui/chat``, ``useChat``):
                               tokens to chunks and back (``ops.to_ui_message_stream`` /
                               ``ops.from_ui_message_stream``).
-`formats.ui_messages`         the AI SDK's ``UIMessage`` history as provider messages.
 ============================  =================================================================
 
 Example:

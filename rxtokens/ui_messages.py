@@ -1,4 +1,4 @@
-"""The AI SDK's ``UIMessage`` history as provider messages.
+"""The AI SDK's ``UIMessage`` history as provider messages (the request side of ``useChat``).
 
 ``useChat`` sends the whole conversation with each request: a list of
 ``UIMessage`` objects ``{"id", "role": "system" | "user" | "assistant", "parts": [...]}``.
@@ -46,9 +46,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import ConfigError
-from ..inflight import assistant_message, tool_messages
-from ..tokens import Completion, ToolCall, ToolResult
+from .errors import ConfigError
+from .inflight import assistant_message, tool_messages
+from .tokens import Completion, ToolCall, ToolResult
 
 __all__ = ["RESPONSES", "check_format", "to_provider_messages"]
 
