@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from reactivex import Observable
 
+from .aio import run_sync
 from .errors import ConfigError, RxTokensError
 from .tokens import Completion, StreamToken, token_to_json
 
@@ -309,7 +310,7 @@ def _run_loop(coro_factory: Callable[[], Any]) -> Any:
         finally:
             await close_sessions()
 
-    return asyncio.run(main())
+    return run_sync(main, "the rxtokens command", "rxtokens.aio.collect")
 
 
 # --------------------------------------------------------------------------- commands

@@ -48,7 +48,17 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import IO, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import (
+    IO,
+    Any,
+    Literal,
+    Protocol,
+    TypeVar,
+    Union,
+    get_args,
+    get_origin,
+    runtime_checkable,
+)
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, create_model
 from pydantic import field_validator as _field_validator
@@ -407,8 +417,13 @@ class ProviderEntry:
         return self.factory(model, messages, **kwargs_of(self.params, params))
 
 
-class TokenSink:
-    """A sink of a spec: receives each token, is closed at the end."""
+@runtime_checkable
+class TokenSink(Protocol):
+    """A sink of a spec: receives each token, is closed at the end.
+
+    Any object with these two methods is one; the built-in sinks also inherit
+    the no-op `close`.
+    """
 
     def on_next(self, token: Any) -> None:  # pragma: no cover (interface)
         """Called with each token."""

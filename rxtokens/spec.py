@@ -58,6 +58,7 @@ from pydantic import (
 from reactivex import Observable
 
 from . import launch as _launch
+from .aio import run_sync
 from .errors import ConfigError, LaunchSyntaxError, SpecError
 from .registry import (
     ParamError,
@@ -339,15 +340,6 @@ class PipelineSpec(_Spec):
             ConfigError: called while an event loop is running in this thread.
             StreamError: the stream failed.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise ConfigError(
-                "PipelineSpec.run() cannot be called while an event loop is running in this "
-                "thread; use `await spec.arun()`"
-            )
 
         async def main() -> Completion:
             from .providers import close_sessions
@@ -360,7 +352,7 @@ class PipelineSpec(_Spec):
             finally:
                 await close_sessions()
 
-        return asyncio.run(main())
+        return run_sync(main, "PipelineSpec.run()", "await spec.arun()")
 
     # ------------------------------------------------------------------ serialising
 

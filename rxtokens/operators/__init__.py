@@ -18,16 +18,17 @@ from reactivex import Observable
 from reactivex import abc as _abc
 from reactivex import operators as _ops
 
+from ..coalesce import TokenMerger as TokenMerger
 from ..errors import ConfigError as _ConfigError
 from ..sse import SseEvent, SseParser
 from ..tokens import Completion, StreamToken
 from ..tokens import PartialToolCall as PartialToolCall
 from ..tokens import TextDelta as _TextDelta
+from ._adaptive import AdaptiveFlowController as AdaptiveFlowController
+from ._adaptive import AdaptiveIterator as AdaptiveIterator
+from ._adaptive import FlowSnapshot as FlowSnapshot
+from ._adaptive import adaptive_operator as _adaptive_operator
 from ._aggregate import aggregate_operator as _aggregate_operator
-from ._backpressure import AdaptiveFlowController as AdaptiveFlowController
-from ._backpressure import AdaptiveIterator as AdaptiveIterator
-from ._backpressure import FlowSnapshot as FlowSnapshot
-from ._backpressure import adaptive_operator as _adaptive_operator
 from ._backpressure import buffer_operator as _buffer_operator
 from ._backpressure import coalesce_operator as _coalesce_operator
 from ._chunk_by import Boundary as Boundary
@@ -49,7 +50,6 @@ from ._metrics import StreamMetrics as StreamMetrics
 from ._metrics import first_of_observable as _first_of_observable
 from ._metrics import metrics_operator as _metrics_operator
 from ._metrics import take_budget_operator as _take_budget_operator
-from ._pacing import TokenMerger as TokenMerger
 from ._pacing import frames_operator as _frames_operator
 from ._pacing import rate_limit_operator as _rate_limit_operator
 from ._pacing import smooth_operator as _smooth_operator
@@ -868,7 +868,7 @@ def frames(fps: float = 30, *, scheduler: _abc.SchedulerBase | None = None) -> _
 
 def on_backpressure_buffer(
     capacity: int,
-    overflow: _Literal["error", "drop_oldest", "drop_newest"] = "error",
+    overflow: _Literal["error", "drop_oldest", "drop_newest", "drop_latest"] = "error",
     *,
     on_drop: Callable[[_Any], None] | None = None,
     scheduler: _abc.SchedulerBase | None = None,
@@ -884,7 +884,8 @@ def on_backpressure_buffer(
     * ``"error"``: the upstream subscription is disposed, the pending tokens
       are delivered, then `BackpressureOverflowError` (``.capacity``);
     * ``"drop_oldest"``: the oldest pending token is dropped (a live view);
-    * ``"drop_newest"``: the arriving token is dropped (the queue is kept).
+    * ``"drop_newest"`` (also accepted as ``"drop_latest"``, the name
+      `Broadcast` used): the arriving token is dropped (the queue is kept).
 
     Dropped tokens go to `on_drop` (to log or count them). Completion and
     errors are delivered after the pending tokens. The scheduler is
@@ -903,7 +904,8 @@ def on_backpressure_buffer(
         buffer(2) ("error"):            -------a-----b-----#    source unsubscribed at c
 
     Args:
-        capacity: pending tokens allowed (>= 1).
+        capacity: pending tokens allowed (>= 1): the ``max_pending`` of the
+            other operators and of `Broadcast`.
         overflow: the policy above.
         on_drop: called with each dropped token; an exception fails the stream.
         scheduler: where the consumer runs (default: see above).

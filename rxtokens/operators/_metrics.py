@@ -33,7 +33,7 @@ from ..tokens import (
     ToolCallDelta,
     Usage,
 )
-from ._pacing import clock_of, default_scheduler, schedule_at
+from ._scheduling import clock_of, default_scheduler, schedule_at
 
 __all__ = [
     "CONTENT_KINDS",

@@ -6,17 +6,14 @@ merges adjacent deltas). Time is read from the scheduler: a virtual-time
 scheduler (``reactivex.testing.TestScheduler``) through its clock, so tests are
 exact and deterministic; any real scheduler through `time.monotonic`.
 
-The module also holds two helpers shared with ``_backpressure`` and
-``_metrics``: `clock_of` (the time source of a scheduler) and `TokenMerger`
-(a queue of pending tokens whose adjacent deltas are merged).
+Scheduling helpers shared with other families live in ``_scheduling``; pending
+deltas are merged by the one coalescer (`rxtokens.coalesce`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
@@ -28,20 +25,16 @@ from reactivex.disposable import (
     SerialDisposable,
     SingleAssignmentDisposable,
 )
-from reactivex.scheduler import TimeoutScheduler, VirtualTimeScheduler
-from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
+from ..coalesce import TokenMerger
 from ..errors import ConfigError
-from ..tokens import ReasoningDelta, RefusalDelta, TextDelta, ToolCallDelta
+from ..tokens import ReasoningDelta, RefusalDelta, TextDelta
+from ._scheduling import clock_of, default_scheduler, schedule_at
 
 __all__ = [
     "Chunking",
-    "TokenMerger",
-    "clock_of",
-    "default_scheduler",
     "frames_operator",
     "rate_limit_operator",
-    "schedule_at",
     "smooth_operator",
 ]
 
@@ -56,170 +49,6 @@ _CHUNKINGS: dict[str, re.Pattern[str]] = {
 
 _TEXT_KINDS: frozenset[type] = frozenset({TextDelta, ReasoningDelta, RefusalDelta})
 _INF = float("inf")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def clock_of(scheduler: abc.SchedulerBase) -> Callable[[], float]:
-    """The time source, in seconds, that the operators of this family use for `scheduler`.
-
-    A `VirtualTimeScheduler` (``TestScheduler``, ``HistoricalScheduler``) is read
-    through its virtual clock, so tests are deterministic. Every other
-    scheduler runs in real time, measured with `time.monotonic` (the
-    schedulers' ``now`` is wall-clock time, which can jump).
-    """
-    if isinstance(scheduler, VirtualTimeScheduler):
-        virtual = scheduler
-        to_seconds = virtual.to_seconds
-
-        def read() -> float:
-            value = virtual.clock
-            if type(value) is float:
-                return value
-            if isinstance(value, int):
-                return float(value)
-            return float(to_seconds(value))
-
-        return read
-    return time.monotonic
-
-
-def default_scheduler() -> abc.SchedulerBase:
-    """The scheduler of a time-based operator given none (neither as argument nor at subscription).
-
-    Inside a running asyncio event loop: that loop (``AsyncIOThreadSafeScheduler``,
-    so timers fire on the loop thread, whatever thread the tokens come from);
-    otherwise ``TimeoutScheduler`` (timer threads).
-    """
-    loop = asyncio._get_running_loop()
-    if loop is not None:
-        return AsyncIOThreadSafeScheduler(loop)
-    return TimeoutScheduler.singleton()
-
-
-def schedule_at(
-    scheduler: abc.SchedulerBase,
-    due: float,
-    now: float,
-    action: Callable[[float], None],
-) -> abc.DisposableBase:
-    """Run ``action(due)`` at time `due` (in the `clock_of` time base).
-
-    On a `VirtualTimeScheduler` (``TestScheduler``, ``HistoricalScheduler``) the
-    action is scheduled at exactly `due` on its clock (no float drift from
-    relative arithmetic); elsewhere `due - now` seconds from now.
-    """
-
-    def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        action(due)
-
-    if isinstance(scheduler, VirtualTimeScheduler):
-        return scheduler.schedule_absolute(due, run)
-    return scheduler.schedule_relative(max(0.0, due - now), run)
-
-
-class _Run:
-    """Adjacent mergeable deltas waiting in a `TokenMerger` (joined once, on delivery)."""
-
-    __slots__ = ("first", "parts")
-
-    def __init__(self, first: Any, text: str) -> None:
-        self.first = first
-        self.parts = [text]
-
-    def build(self) -> Any:
-        first = self.first
-        joined = "".join(self.parts)
-        if type(first) is ToolCallDelta:
-            return first._replace(arguments=joined)
-        return type(first)(joined, first.index)
-
-
-class TokenMerger:
-    """A FIFO of pending tokens in which adjacent deltas are merged as they arrive.
-
-    Merged: adjacent `TextDelta` / `ReasoningDelta` / `RefusalDelta` of the
-    same kind and index (texts concatenated), and a `ToolCallDelta` without
-    ``id`` and ``name`` into the preceding fragment of the same call (same
-    ``choice`` and ``index``; arguments concatenated). Every other token is a
-    barrier kept in order. Nothing is lost: the concatenation of the output
-    equals that of the input, per kind and index. Merging costs O(1) per
-    token (text parts are joined once, when the item leaves the queue).
-
-    Example:
-        >>> from rxtokens.tokens import Finish
-        >>> m = TokenMerger()
-        >>> for t in [TextDelta("a"), TextDelta("b"), Finish("stop"), TextDelta("c")]:
-        ...     m.append(t)
-        >>> len(m)
-        3
-        >>> m.take_all()[0]
-        TextDelta(text='ab', index=0)
-    """
-
-    __slots__ = ("_items", "_tail_key")
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._tail_key: tuple[Any, ...] | None = None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __bool__(self) -> bool:
-        return bool(self._items)
-
-    def append(self, token: Any) -> None:
-        """Add `token` at the end, merging it into the last pending item when it can."""
-        kind = type(token)
-        if kind in _TEXT_KINDS:
-            key: tuple[Any, ...] = (kind, token.index)
-            text = token.text
-            joinable = True
-        elif kind is ToolCallDelta:
-            key = (kind, token.choice, token.index)
-            text = token.arguments
-            joinable = token.id is None and token.name is None
-        else:
-            self._items.append(token)
-            self._tail_key = None
-            return
-        items = self._items
-        if joinable and key == self._tail_key:
-            tail = items[-1]
-            if type(tail) is not _Run:
-                first_text = tail.arguments if kind is ToolCallDelta else tail.text
-                tail = items[-1] = _Run(tail, first_text)
-            tail.parts.append(text)
-        else:
-            items.append(token)
-            self._tail_key = key
-
-    def popleft(self) -> Any:
-        """Remove and return the oldest pending item (merged). Raises IndexError when empty."""
-        item = self._items.popleft()
-        if not self._items:
-            self._tail_key = None
-        return item.build() if type(item) is _Run else item
-
-    def pop(self) -> Any:
-        """Remove and return the newest pending item (merged). Raises IndexError when empty."""
-        item = self._items.pop()
-        self._tail_key = None  # conservative: the next token starts a new item
-        return item.build() if type(item) is _Run else item
-
-    def take_all(self) -> list[Any]:
-        """Remove and return every pending item (merged), oldest first."""
-        items = [item.build() if type(item) is _Run else item for item in self._items]
-        self._items.clear()
-        self._tail_key = None
-        return items
-
-    def clear(self) -> None:
-        """Forget everything pending."""
-        self._items.clear()
-        self._tail_key = None
 
 
 def chunk_pattern(chunking: Chunking) -> re.Pattern[str]:

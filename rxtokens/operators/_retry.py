@@ -24,7 +24,7 @@ from ..errors import (
     StreamTimeoutError,
     TruncatedStreamError,
 )
-from ._pacing import default_scheduler
+from ._scheduling import default_scheduler
 
 __all__ = ["backoff_delay", "is_retryable", "retry_with_backoff_operator"]
 
