@@ -53,8 +53,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..errors import ProviderError, StreamDecodeError, TruncatedStreamError
-from ..sse import SseEvent
 from ..tokens import (
     Finish,
     ReasoningDelta,
@@ -66,6 +64,8 @@ from ..tokens import (
     ToolResult,
     Usage,
 )
+from ._ui_message_decode import UIMessageStreamDecoder, is_done
+from .openai_chat import openai_finish_reason
 
 __all__ = [
     "DONE_EVENT",
@@ -90,22 +90,10 @@ HEADERS = {
 DONE_EVENT = "data: [DONE]\n\n"
 """The last event of a UI message stream."""
 
-PROVIDER = "ui_message_stream"
-"""The ``provider`` of the errors the decoder raises."""
-
 
 def sse_event(chunk: dict[str, Any]) -> str:
     """One chunk as a ``data:`` event (compact JSON, as ``JSON.stringify`` writes it)."""
     return f"data: {json.dumps(chunk, ensure_ascii=False, separators=(',', ':'), default=str)}\n\n"
-
-
-def is_done(item: Any) -> bool:
-    """True for the ``[DONE]`` that ends a UI message stream (an `SseEvent`, str or bytes)."""
-    if isinstance(item, SseEvent):
-        item = item.data
-    if isinstance(item, bytes | bytearray):
-        return bytes(item).strip() == b"[DONE]"
-    return isinstance(item, str) and item.strip() == "[DONE]"
 
 
 def error_text(error: BaseException) -> str:
@@ -113,41 +101,27 @@ def error_text(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-# AI SDK finish reasons: stop, length, content-filter, tool-calls, error, other.
-_SDK_FINISH = {
-    "stop": "stop",
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "STOP": "stop",
-    "completed": "stop",
-    "length": "length",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "MAX_TOKENS": "length",
-    "incomplete": "length",
+_SDK_NAMES = {
     "tool_calls": "tool-calls",
     "function_call": "tool-calls",
-    "tool_use": "tool-calls",
     "content_filter": "content-filter",
-    "refusal": "content-filter",
-    "SAFETY": "content-filter",
-    "RECITATION": "content-filter",
-    "PROHIBITED_CONTENT": "content-filter",
-    "BLOCKLIST": "content-filter",
-    "SPII": "content-filter",
-    "error": "error",
 }
 
 
 def sdk_finish_reason(reason: str | None) -> str:
     """A provider's finish reason as the AI SDK names it (``tool_use`` -> ``tool-calls``).
 
+    Provider reasons are first mapped as for OpenAI (`openai_chat.openai_finish_reason`:
+    an unknown one is ``stop``); ``error`` stays ``error``.
+
     Example:
-        >>> sdk_finish_reason("MAX_TOKENS"), sdk_finish_reason("weird")
-        ('length', 'other')
+        >>> sdk_finish_reason("MAX_TOKENS"), sdk_finish_reason("tool_use")
+        ('length', 'tool-calls')
     """
-    return _SDK_FINISH.get(reason or "stop", "other")
+    if reason == "error":
+        return "error"
+    openai = openai_finish_reason(reason)
+    return _SDK_NAMES.get(openai, openai)
 
 
 def _usage_metadata(usage: Usage) -> dict[str, Any]:
@@ -375,177 +349,3 @@ class UIMessageStreamEncoder:
         """The error chunk for `error` (its message; see `error_text`)."""
         text = error if isinstance(error, str) else error_text(error)
         return {"type": "error", "errorText": text}
-
-
-# --------------------------------------------------------------------------- decoding
-
-_FROM_SDK_FINISH = {"tool-calls": "tool_calls", "content-filter": "content_filter"}
-
-
-def _usage_from(metadata: Any) -> Usage | None:
-    usage = metadata.get("usage") if isinstance(metadata, dict) else None
-    if not isinstance(usage, dict):
-        return None
-    inputs, outputs = usage.get("inputTokens"), usage.get("outputTokens")
-    return Usage(
-        inputs if isinstance(inputs, int) else None,
-        outputs if isinstance(outputs, int) else None,
-    )
-
-
-class _Call:
-    __slots__ = ("index", "name", "started")
-
-    def __init__(self, index: int, name: str) -> None:
-        self.index = index
-        self.name = name
-        self.started = False
-
-
-class UIMessageStreamDecoder:
-    """UI message chunks back to tokens: the reverse of `UIMessageStreamEncoder`.
-
-    `feed` takes one chunk: a dict, its JSON text, or the `SseEvent` carrying
-    it (``[DONE]`` included). Text and reasoning deltas become `TextDelta` /
-    `ReasoningDelta`; tool input chunks `ToolCallDelta` and `ToolCall`; tool
-    outputs `ToolResult`; a new step after a finished one `StepBoundary`;
-    ``finish`` a `Usage` (from ``messageMetadata.usage``) and a `Finish`.
-    Sources, files and data parts other than ``data-refusal`` are skipped, as
-    are chunk types this version does not know.
-
-    Raises (from `feed` / `close`):
-        ProviderError: an ``error`` chunk (``error_type="ui_message_stream"``).
-        StreamDecodeError: data that is not a JSON object with a ``type``.
-        TruncatedStreamError: the stream ended (or sent ``[DONE]``) before ``finish``.
-    """
-
-    __slots__ = ("_calls", "_finished", "_refusal", "_step", "_step_done")
-
-    def __init__(self) -> None:
-        self._calls: dict[str, _Call] = {}
-        self._step = 0  # steps finished so far
-        self._step_done = False
-        self._finished = False
-        self._refusal = ""
-
-    @property
-    def finished(self) -> bool:
-        """True once the ``finish`` chunk arrived."""
-        return self._finished
-
-    def _chunk(self, item: Any) -> dict[str, Any] | None:
-        if is_done(item):
-            if not self._finished:
-                raise TruncatedStreamError(
-                    "the UI message stream sent [DONE] without a finish chunk", provider=PROVIDER
-                )
-            return None
-        if isinstance(item, SseEvent):
-            item = item.data
-        if isinstance(item, bytes | bytearray):
-            item = bytes(item).decode("utf-8", "replace")
-        if isinstance(item, str):
-            try:
-                item = json.loads(item)
-            except ValueError:
-                raise StreamDecodeError(
-                    f"not a UI message chunk (invalid JSON): {item[:200]!r}", provider=PROVIDER
-                ) from None
-        if not isinstance(item, dict) or not isinstance(item.get("type"), str):
-            raise StreamDecodeError(
-                f"not a UI message chunk (a JSON object with a 'type'): {item!r:.200}",
-                provider=PROVIDER,
-            )
-        return item
-
-    def _call(self, chunk: dict[str, Any]) -> _Call:
-        call_id = str(chunk.get("toolCallId"))
-        call = self._calls.get(call_id)
-        if call is None:
-            call = self._calls[call_id] = _Call(len(self._calls), str(chunk.get("toolName") or ""))
-        return call
-
-    def feed(self, item: Any) -> list[Any]:
-        """The tokens of one chunk."""
-        chunk = self._chunk(item)
-        if chunk is None or self._finished:
-            return []
-        kind = chunk["type"]
-        if kind == "text-delta":
-            return [TextDelta(str(chunk.get("delta", "")))]
-        if kind == "reasoning-delta":
-            return [ReasoningDelta(str(chunk.get("delta", "")))]
-        if kind == "start-step":
-            if self._step_done:
-                self._step_done = False
-                self._calls = {}
-                return [StepBoundary(self._step, "tool_calls")]
-            return []
-        if kind == "finish-step":
-            self._step += 1
-            self._step_done = True
-            return []
-        if kind.startswith("tool-"):
-            return self._tool(kind, chunk)
-        if kind == "data-refusal":
-            text = str((chunk.get("data") or {}).get("text", ""))
-            new, self._refusal = text[len(self._refusal) :], text
-            return [RefusalDelta(new)] if new else []
-        if kind == "finish":
-            self._finished = True
-            out: list[Any] = []
-            usage = _usage_from(chunk.get("messageMetadata"))
-            if usage is not None:
-                out.append(usage)
-            reason = chunk.get("finishReason")
-            out.append(Finish(_FROM_SDK_FINISH.get(reason, reason) if reason else None))
-            return out
-        if kind == "message-metadata":
-            usage = _usage_from(chunk.get("messageMetadata"))
-            return [usage] if usage is not None else []
-        if kind == "abort":
-            self._finished = True
-            return [Finish("abort")]
-        if kind == "error":
-            raise ProviderError(
-                str(chunk.get("errorText") or "the UI message stream sent an error"),
-                error_type=PROVIDER,
-                provider=PROVIDER,
-            )
-        return []
-
-    def _tool(self, kind: str, chunk: dict[str, Any]) -> list[Any]:
-        call_id = str(chunk.get("toolCallId"))
-        if kind == "tool-input-start":
-            call = self._call(chunk)
-            call.started = True
-            return [ToolCallDelta(call.index, call_id, call.name, "")]
-        if kind == "tool-input-delta":
-            call = self._call(chunk)
-            return [ToolCallDelta(call.index, None, None, str(chunk.get("inputTextDelta", "")))]
-        if kind == "tool-input-available":
-            call = self._call(chunk)
-            call.name = str(chunk.get("toolName") or call.name)
-            given = chunk.get("input")
-            arguments = given if isinstance(given, dict) else {"input": given}
-            return [ToolCall(call.index, call_id, call.name, arguments)]
-        if kind in ("tool-output-available", "tool-output-error", "tool-input-error"):
-            if chunk.get("preliminary"):
-                return []
-            call = self._call(chunk)
-            error = chunk.get("errorText")
-            if kind == "tool-output-available":
-                return [ToolResult(call_id, call.name, chunk.get("output"), None, call.index, 0.0)]
-            return [ToolResult(call_id, call.name, None, str(error), call.index, 0.0)]
-        if kind == "tool-output-denied":
-            call = self._call(chunk)
-            return [ToolResult(call_id, call.name, None, "denied", call.index, 0.0)]
-        return []
-
-    def close(self) -> list[Any]:
-        """End of the chunks: nothing more, or `TruncatedStreamError` before ``finish``."""
-        if not self._finished:
-            raise TruncatedStreamError(
-                "the UI message stream ended without a finish chunk", provider=PROVIDER
-            )
-        return []
