@@ -10,7 +10,7 @@ from reactivex import Observable
 from ..errors import ConfigError
 from ..inflight import ToolRegistry, dispatch_tools, run_agent
 from ..providers import PROVIDERS, stream
-from ..spec import parse_launch
+from ..spec import parse_operators
 from ..tokens import StreamToken
 from ..ui_messages import RESPONSES, check_format
 from .state import Operator, UpstreamFactory
@@ -50,11 +50,7 @@ def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> lis
     if pipeline is None:
         return []
     if isinstance(pipeline, str):
-        # operators only: borrow the launch grammar with a placeholder source
-        spec = parse_launch(f"testing prompt=x ! {pipeline}")
-        if spec.sinks:
-            raise ConfigError(f"the server pipeline {pipeline!r} must not contain sinks")
-        return [op.build() for op in spec.operators]
+        return [op.build() for op in parse_operators(pipeline)]
     if callable(pipeline):
         return [pipeline]
     if not isinstance(pipeline, Iterable):
