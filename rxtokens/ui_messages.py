@@ -71,7 +71,9 @@ def check_format(provider: str) -> str:
     try:
         assistant_message(provider, Completion())
     except ConfigError as exc:
-        raise ConfigError(f"unknown message format {provider!r}: {exc}") from None
+        raise ConfigError(
+            f"unknown message format {provider!r} ({exc}); here {RESPONSES!r} is written too"
+        ) from None
     return provider
 
 
