@@ -30,6 +30,7 @@ EXPECTED = [
     "04_property_testing_sse.ipynb",
     "05_local_llama.ipynb",
     "06_inflight_tools.ipynb",
+    "07_ai_sdk_chat.ipynb",
 ]
 CELL_TIMEOUT = 60  # seconds per cell
 KERNEL_NAME = "rxtokens-test-python"

@@ -3,16 +3,20 @@
 Each module says how a token stream is written in one format and, where rxtokens
 reads the format back, how it is decoded. The server (`rxtokens.server`), the
 `sse()` client (`rxtokens.providers.sse`), the web page (``rxtokens/static``)
-and the tests share them, so the bytes are defined once.
+and the tests share them, so the bytes are defined once. (The AI SDK's
+``UIMessage`` history becomes provider messages in `rxtokens.ui_messages`: it
+writes through each provider's own message format, so it lives above them.)
 
-==========================  ===================================================================
-`formats.events`            the server's own SSE events (``/v1/streams/{id}/events``): one
-                            event per token with its sequence number as ``id:``, then
-                            ``done`` or ``error``; the decoder the ``sse()`` client uses.
-`formats.openai_chat`       OpenAI ``chat.completion.chunk`` objects and the non-streaming
-                            ``chat.completion`` body (``/v1/chat/completions``).
-`formats.ui_message_stream`  (planned) the AI SDK UI message stream.
-==========================  ===================================================================
+============================  =================================================================
+`formats.events`              the server's own SSE events (``/v1/streams/{id}/events``): one
+                              event per token with its sequence number as ``id:``, then
+                              ``done`` or ``error``; the decoder the ``sse()`` client uses.
+`formats.openai_chat`         OpenAI ``chat.completion.chunk`` objects and the non-streaming
+                              ``chat.completion`` body (``/v1/chat/completions``).
+`formats.ui_message_stream`   the AI SDK UI message stream (``/v1/ui/chat``, ``useChat``):
+                              tokens to chunks and back (``ops.to_ui_message_stream`` /
+                              ``ops.from_ui_message_stream``).
+============================  =================================================================
 
 Example:
     >>> from rxtokens.formats import events

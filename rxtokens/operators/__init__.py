@@ -75,6 +75,10 @@ from ._tiktoken import count_tokens_operator as _count_tokens_operator
 from ._tiktoken import decode_token_ids_operator as _decode_token_ids_operator
 from ._tiktoken import load_encoding as load_encoding
 from ._tiktoken import resolve_encoding as _resolve_encoding
+from ._ui_message_stream import (
+    from_ui_message_stream_operator as _from_ui_message_stream_operator,
+)
+from ._ui_message_stream import to_ui_message_stream_operator as _to_ui_message_stream_operator
 
 __all__ = [
     "AdaptiveFlowController",
@@ -105,6 +109,7 @@ __all__ = [
     "filter_tokens",
     "first_of",
     "frames",
+    "from_ui_message_stream",
     "is_retryable",
     "load_encoding",
     "metrics",
@@ -122,6 +127,7 @@ __all__ = [
     "smooth",
     "stop_when",
     "take_budget",
+    "to_ui_message_stream",
 ]
 
 # --- sse ---
@@ -1464,3 +1470,92 @@ def dispatch_tools(
         [('add', 5, None)]
     """
     return _dispatch_tools_operator(tools, timeout=timeout, max_concurrency=max_concurrency)
+
+
+# --- wire formats ---
+
+
+def to_ui_message_stream(
+    message_id: str | None = None, *, on_error: Callable[[BaseException], str] | None = None
+) -> Callable[[Observable[_Any]], Observable[dict[str, _Any]]]:
+    """Write a token stream as the AI SDK's UI message stream (``useChat``'s protocol).
+
+    Each token becomes zero or more UI message chunks (dicts): ``start``,
+    ``start-step``, ``text-start`` / ``text-delta`` / ``text-end``,
+    ``reasoning-*``, ``tool-input-start`` / ``-delta`` / ``-available`` (from
+    `ToolCallDelta` / `ToolCall`), ``tool-output-available`` or
+    ``tool-output-error`` (from the `ToolResult` s of `dispatch_tools`),
+    ``finish-step`` (a `StepBoundary` of `run_agent`, and the end), and
+    ``finish`` with the finish reason and ``messageMetadata.usage``. Part ids
+    are stable (``text-0``, ``reasoning-1`` ...), so a replayed stream writes
+    the same chunks. Only choice 0 is written. An upstream error becomes an
+    ``error`` chunk (``errorText``: the error's message, or ``on_error(error)``)
+    and the output completes. Frame the chunks for HTTP with
+    `rxtokens.formats.ui_message_stream.sse_event` and end with ``DONE_EVENT``;
+    the full table is in that module.
+
+    Marble diagram::
+
+        source:                 -R------T-------T-F-|
+        to_ui_message_stream(): -(abcd)-(efg)---g---(hik|)
+            a = start, b = start-step, c = reasoning-start, d = reasoning-delta,
+            e = reasoning-end, f = text-start, g = text-delta, h = text-end,
+            i = finish-step, k = finish (finishReason "stop")
+
+        source:                 -T-#
+        to_ui_message_stream(): -(abcd)-(e|)       e = {"type": "error", "errorText": ...}
+
+    Args:
+        message_id: the assistant message's id in the ``start`` chunk (None:
+            the client picks one).
+        on_error: the ``errorText`` for an upstream error (default: its message).
+
+    Returns:
+        An operator ``Observable[StreamToken] -> Observable[dict]``.
+
+    Example:
+        >>> import reactivex
+        >>> from rxtokens import Finish, TextDelta
+        >>> tokens = reactivex.of(TextDelta("Hi"), Finish("stop"))
+        >>> chunks = tokens.pipe(to_ui_message_stream("m1"), _ops.to_list()).run()
+        >>> [c["type"] for c in chunks]
+        ['start', 'start-step', 'text-start', 'text-delta', 'text-end', 'finish-step', 'finish']
+    """
+    if message_id is not None and not isinstance(message_id, str):
+        raise _ConfigError(f"message_id must be a str or None, got {message_id!r}")
+    if on_error is not None and not callable(on_error):
+        raise _ConfigError(f"on_error must be callable, got {on_error!r}")
+    return _to_ui_message_stream_operator(message_id, on_error)
+
+
+def from_ui_message_stream() -> Callable[[Observable[_Any]], Observable[StreamToken]]:
+    """Read an AI SDK UI message stream back into tokens (any AI SDK backend as a source).
+
+    Takes chunks as dicts, JSON texts or `SseEvent` s (``sse(url,
+    decode="raw")`` or ``parse_sse()`` upstream). Text / reasoning deltas,
+    tool input (`ToolCallDelta`, `ToolCall`), tool outputs (`ToolResult`),
+    steps (`StepBoundary`), ``messageMetadata.usage`` (`Usage`) and ``finish``
+    (`Finish`; ``tool-calls`` -> ``tool_calls``) come back; sources, files and
+    other data parts are skipped. ``[DONE]`` completes the output and
+    disposes the source. An ``error`` chunk fails it with `ProviderError`; an
+    end before ``finish`` with `TruncatedStreamError`; data that is not a
+    chunk with `StreamDecodeError`.
+
+    Marble diagram::
+
+        source:                   -a-b-c-d-e-f-(g)-D-     D = "[DONE]"
+        from_ui_message_stream(): -----T-----(UF)--|      T = TextDelta, U = Usage, F = Finish
+
+    Returns:
+        An operator ``Observable[dict | str | SseEvent] -> Observable[StreamToken]``.
+
+    Example:
+        >>> import reactivex
+        >>> chunks = reactivex.of(
+        ...     {"type": "start"}, {"type": "text-start", "id": "t"},
+        ...     {"type": "text-delta", "id": "t", "delta": "Hi"},
+        ...     '{"type":"finish","finishReason":"stop"}', "[DONE]")
+        >>> chunks.pipe(from_ui_message_stream(), _ops.to_list()).run()
+        [TextDelta(text='Hi', index=0), Finish(reason='stop', index=0)]
+    """
+    return _from_ui_message_stream_operator()

@@ -19,6 +19,12 @@ Routes (everything under ``/v1`` needs the bearer token, see *Security*):
 ``DELETE /v1/streams/{id}``     cancel the stream (its clients get ``event: error``).
 ``POST /v1/chat/completions``   OpenAI-compatible (stream and non-stream), forwarded to the
                                 configured upstream through the configured pipeline.
+``POST /v1/ui/chat``            the AI SDK's chat protocol (``useChat``'s default transport):
+                                the ``UIMessage`` history in, a UI message stream out
+                                (`rxtokens.formats.ui_message_stream`), through the upstream,
+                                pipeline and ``tools``; a stream of the app like the others.
+``GET /v1/ui/chat/{id}/stream`` resume the chat's running answer (replayed from its start),
+                                or 204 when none is running.
 ``GET /``                       the web page (``rxtokens/static``), no token needed to load it.
 ==============================  ===============================================================
 
@@ -65,10 +71,11 @@ Security:
 Where things are (``rxtokens/server/``):
     `app` (`create_app`, middlewares: errors, headers, CORS, auth), `streams`
     (the ``/v1/streams`` lifecycle), `proxy` (the OpenAI-compatible routes),
-    `page` (the web page), `run` (`serve`, `start_server`, `main`, the access
-    log), `state` (`ServerState`), `errors` (JSON error answers), `upstream`
-    (the configured provider and pipeline). The bytes they send are defined in
-    `rxtokens.formats` (`formats.events`, `formats.openai_chat`).
+    `ui_chat` (the AI SDK chat routes), `page` (the web page), `run` (`serve`,
+    `start_server`, `main`, the access log), `state` (`ServerState`), `errors`
+    (JSON error answers), `upstream` (the configured provider, pipeline and
+    tools). The bytes they send are defined in `rxtokens.formats`
+    (`formats.events`, `formats.openai_chat`, `formats.ui_message_stream`).
 
 Example:
     >>> app = create_app(upstream="testing:demo", token="s3cret")  # doctest: +SKIP

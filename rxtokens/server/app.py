@@ -26,7 +26,8 @@ from .page import _index, _static
 from .proxy import _chat_completions, _models
 from .state import STATE_KEY, Operator, ServerState, UpstreamFactory
 from .streams import _cancel_stream, _create_stream, _on_shutdown, _stream_events, _stream_status
-from .upstream import _make_operators, _make_upstream
+from .ui_chat import ui_chat, ui_chat_resume
+from .upstream import _make_operators, _make_ui_source, _make_upstream, _message_format
 
 __all__ = ["create_app"]
 
@@ -60,6 +61,9 @@ def create_app(
     max_pending: int = 100_000,
     max_retained: int = 1000,
     demo_delay: float = 0.03,
+    tools: Any = None,
+    max_steps: int = 5,
+    message_format: str | None = None,
 ) -> web.Application:
     """The aiohttp application (see the module docstring for routes and security).
 
@@ -94,6 +98,12 @@ def create_app(
         demo_delay: with the ``testing`` upstream and no ``base_url``, the app runs
             the bundled loopback provider while it runs, one word every `demo_delay`
             seconds (a live-looking demo without an API key).
+        tools: tools the ``/v1/ui/chat`` route offers the model and runs (a
+            `ToolRegistry`, a list of callables or a ``{name: callable}`` dict).
+        max_steps: with `tools`, the most model responses per chat request
+            (`run_agent`); 1 runs the tools without a follow-up (`dispatch_tools`).
+        message_format: how ``/v1/ui/chat`` writes the history for the upstream
+            (None: the upstream provider's format; OpenAI chat for a function).
 
     Raises:
         ConfigError: invalid arguments.
@@ -131,16 +141,21 @@ def create_app(
     options = dict(upstream_options or {})
     make_upstream, model = _make_upstream(upstream, options)
     operators = _make_operators(pipeline)
+    ui_format = _message_format(upstream, message_format)
 
     def make_source(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
         source = make_upstream(messages, params)
         return source.pipe(*operators) if operators else source
+
+    make_ui_source = _make_ui_source(make_source, tools, max_steps, ui_format)
 
     if auth and token is None:
         token = secrets.token_urlsafe(24)
     state = ServerState(
         token=token if auth else None,
         make_source=make_source,
+        make_ui_source=make_ui_source,
+        message_format=ui_format,
         upstream_model=model,
         operators=operators,
         cors_origins=frozenset(cors_origins),
@@ -169,6 +184,8 @@ def create_app(
     app.router.add_get("/v1/streams/{id}/events", _stream_events)
     app.router.add_post("/v1/chat/completions", _chat_completions)
     app.router.add_get("/v1/models", _models)
+    app.router.add_post("/v1/ui/chat", ui_chat)
+    app.router.add_get("/v1/ui/chat/{chat_id}/stream", ui_chat_resume)
     app.on_shutdown.append(_on_shutdown)
     if isinstance(upstream, str) and upstream.startswith("testing:") and "base_url" not in options:
         app.cleanup_ctx.append(_demo_upstream(options, demo_delay))

@@ -65,6 +65,8 @@ class ServerState:
 
     token: str | None
     make_source: Callable[[Any, dict[str, Any]], Observable[StreamToken]]
+    make_ui_source: Callable[[list[dict[str, Any]]], Observable[Any]]
+    message_format: str
     upstream_model: str | None
     operators: list[Operator]
     cors_origins: frozenset[str]
@@ -80,6 +82,8 @@ class ServerState:
     max_retained: int
     secrets: tuple[str, ...] = ()
     streams: dict[str, _Stream] = field(default_factory=dict)
+    ui_chats: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Chat id -> (stream id, message id) of the chat's running ``/v1/ui/chat`` stream."""
     queues: set[_EventClient] = field(default_factory=set)
     chats: int = 0
     closing: bool = False

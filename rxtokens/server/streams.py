@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -122,20 +123,8 @@ async def _create_stream(request: web.Request) -> web.StreamResponse:
     keep_alive = data.get("keep_alive", False)
     if not isinstance(keep_alive, bool):
         raise _Abort(400, "invalid_request_error", "'keep_alive' must be true or false")
-    source = _source_for(state, data)
-    stream_id = secrets.token_urlsafe(16)
-    broadcast: Broadcast[Any] = Broadcast(
-        source, replay="all", keep_alive=keep_alive, name=f"stream-{stream_id[:6]}"
-    )
-    stream = _Stream(stream_id, secrets.token_urlsafe(16), broadcast, keep_alive)
-    state.streams[stream_id] = stream
-    loop = asyncio.get_running_loop()
-    final = broadcast.final
-    stream.final = final
-    final.add_done_callback(lambda fut: _finished(state, stream, fut))
-    stream.hold = broadcast.connect()
-    if not broadcast.done:
-        stream.timer = loop.call_later(state.start_timeout, _release, stream)
+    stream = start_stream(state, _source_for(state, data), keep_alive=keep_alive)
+    stream_id = stream.id
     return web.json_response(
         {
             "id": stream_id,
@@ -145,6 +134,26 @@ async def _create_stream(request: web.Request) -> web.StreamResponse:
         },
         status=201,
     )
+
+
+def start_stream(
+    state: ServerState, source: Observable[StreamToken], *, keep_alive: bool = False
+) -> _Stream:
+    """Start `source` as a new stream of the app (a `Broadcast`, replay all), not yet read."""
+    stream_id = secrets.token_urlsafe(16)
+    broadcast: Broadcast[Any] = Broadcast(
+        source, replay="all", keep_alive=keep_alive, name=f"stream-{stream_id[:6]}"
+    )
+    stream = _Stream(stream_id, secrets.token_urlsafe(16), broadcast, keep_alive)
+    state.streams[stream_id] = stream
+    final = broadcast.final
+    stream.final = final
+    final.add_done_callback(lambda fut: _finished(state, stream, fut))
+    stream.hold = broadcast.connect()
+    if not broadcast.done:
+        loop = asyncio.get_running_loop()
+        stream.timer = loop.call_later(state.start_timeout, _release, stream)
+    return stream
 
 
 def _finished(state: ServerState, stream: _Stream, fut: asyncio.Future[Completion]) -> None:
@@ -250,12 +259,48 @@ def _terminal_event(state: ServerState, stream: _Stream, error: BaseException | 
     return error_event(seq, kind, message, partial)
 
 
+_EVENT_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache, no-store, no-transform",
+    "X-Accel-Buffering": "no",
+}
+
+
 async def _stream_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     stream = _stream_or_404(request)
     after = _last_event_id(request)
     if stream.finished_at is not None and after > stream.broadcast.seq:
         return web.Response(status=204)  # the client has the terminal event: stop
+    return await serve_client(
+        request,
+        stream,
+        headers=_EVENT_HEADERS,
+        after=after,
+        preamble=retry_block(state.retry_ms),
+        write=lambda item: token_event(*item),
+        end=lambda error: _terminal_event(state, stream, error),
+    )
+
+
+async def serve_client(
+    request: web.Request,
+    stream: _Stream,
+    *,
+    headers: Mapping[str, str],
+    after: int,
+    preamble: str,
+    write: Callable[[Sequenced], str],
+    end: Callable[[BaseException | None], str],
+) -> web.StreamResponse:
+    """Stream `stream` to one client from after seq `after`, in the format `write` / `end` define.
+
+    The client counts as one of the stream's clients while it reads: when the
+    last one leaves, the stream is released after the app's ``grace`` period.
+    `write` gives the text of one `Sequenced` token, `end` that of the end (None:
+    done, else the error); `preamble` is written first.
+    """
+    state = request.app[STATE_KEY]
     if state.closing:
         raise _Abort(503, "shutting_down", "the server is shutting down")
     if len(state.queues) >= state.max_clients:
@@ -266,13 +311,7 @@ async def _stream_events(request: web.Request) -> web.StreamResponse:
             **{"Retry-After": "1"},
         )
     response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream; charset=utf-8",
-            "Cache-Control": "no-cache, no-store, no-transform",
-            "X-Accel-Buffering": "no",
-            "X-Content-Type-Options": "nosniff",
-            "Referrer-Policy": "no-referrer",
-        }
+        headers={**headers, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
     )
     origin = request.headers.get("Origin")
     if origin is not None and ("*" in state.cors_origins or origin in state.cors_origins):
@@ -288,13 +327,14 @@ async def _stream_events(request: web.Request) -> web.StreamResponse:
     subscription: abc.DisposableBase | None = None
     try:
         await response.prepare(request)
-        await response.write(retry_block(state.retry_ms).encode())
+        if preamble:
+            await response.write(preamble.encode())
         subscription = stream.broadcast.sequenced(after=after, on_gap="oldest").subscribe(
             queue.push, queue.on_error, queue.on_completed
         )
-        await _pump(state, stream, queue, response)
+        await _pump(state, stream, queue, response, write, end)
     except (ConnectionError, asyncio.CancelledError):
-        pass  # the client went away (a reconnect resumes with Last-Event-ID)
+        pass  # the client went away (a reconnect resumes)
     finally:
         if subscription is not None:
             subscription.dispose()
@@ -309,9 +349,14 @@ async def _stream_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _pump(
-    state: ServerState, stream: _Stream, queue: _ClientQueue, response: web.StreamResponse
+    state: ServerState,
+    stream: _Stream,
+    queue: _ClientQueue,
+    response: web.StreamResponse,
+    write: Callable[[Sequenced], str],
+    end: Callable[[BaseException | None], str],
 ) -> None:
-    """Write the client's tokens as they come, a ping when idle, then the terminal event.
+    """Write the client's tokens as they come, a ping when idle, then the end.
 
     Pending tokens are written in batches (one write per batch), so a slow client
     gets fewer, larger writes. A client more than ``max_pending`` live tokens
@@ -323,18 +368,19 @@ async def _pump(
     heartbeat = state.heartbeat
     replay = len(items)  # what was queued at subscription (the replay) is not "behind"
     while True:
-        end = queue.end  # read before `items`: every token is queued before the end is
+        ended = queue.end  # read before `items`: every token is queued before the end is
         if items:
             if len(items) > state.max_pending + replay:
                 log.info("stream %s: a client fell too far behind; closing it", stream.id[:6])
                 return
             count = min(len(items), _BATCH)
-            batch = [token_event(*items.popleft()) for _ in range(count)]
+            batch = "".join([write(items.popleft()) for _ in range(count)])
             replay = max(0, replay - count)
-            await response.write("".join(batch).encode())
+            if batch:
+                await response.write(batch.encode())
             continue
-        if end is not None:
-            await response.write(_terminal_event(state, stream, end[0]).encode())
+        if ended is not None:
+            await response.write(end(ended[0]).encode())
             return
         if queue.closed:
             return

@@ -8,9 +8,11 @@ from typing import Any
 from reactivex import Observable
 
 from ..errors import ConfigError
+from ..inflight import ToolRegistry, dispatch_tools, run_agent
 from ..providers import PROVIDERS, stream
 from ..spec import parse_operators
 from ..tokens import StreamToken
+from ..ui_messages import RESPONSES, check_format
 from .state import Operator, UpstreamFactory
 
 
@@ -61,3 +63,52 @@ def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> lis
         if not callable(op):
             raise ConfigError(f"pipeline[{i}] must be an operator (a callable), got {op!r}")
     return ops
+
+
+def _message_format(upstream: str | UpstreamFactory, given: str | None) -> str:
+    """The message format of the upstream: `given`, else its provider's, else OpenAI chat's."""
+    if given is not None:
+        return check_format(given)
+    name = upstream.partition(":")[0] if isinstance(upstream, str) else ""
+    try:
+        return check_format(name)
+    except ConfigError:
+        return "openai"
+
+
+def _make_ui_source(
+    make_source: Callable[[Any, dict[str, Any]], Observable[StreamToken]],
+    tools: Any,
+    max_steps: int,
+    message_format: str,
+) -> Callable[[list[dict[str, Any]]], Observable[Any]]:
+    """What ``/v1/ui/chat`` streams for a conversation: the upstream, with the tools run.
+
+    No tools: the upstream (and pipeline). With tools and ``max_steps`` 1: the
+    upstream with the tools' schemas, then `dispatch_tools`; more steps: `run_agent`.
+    """
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ConfigError(f"max_steps must be an int >= 1, got {max_steps!r}")
+    if tools is None:
+        return lambda messages: make_source(messages, {})
+    registry = ToolRegistry.coerce(tools)
+    params = {"tools": registry.schemas()}
+    if max_steps == 1:
+        run_tools = dispatch_tools(registry)
+        return lambda messages: make_source(messages, dict(params)).pipe(run_tools)
+    if message_format == RESPONSES:
+        raise ConfigError(
+            "run_agent cannot send tool results in the OpenAI Responses format: "
+            "use max_steps=1 (tools run, no follow-up request) or a chat completions upstream"
+        )
+
+    def agent(messages: list[dict[str, Any]]) -> Observable[Any]:
+        return run_agent(
+            lambda turn: make_source(turn, dict(params)),
+            registry,
+            messages,
+            provider=message_format,
+            max_steps=max_steps,
+        ).tokens
+
+    return agent
