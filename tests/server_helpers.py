@@ -60,10 +60,25 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running(reply: Reply | None = None, **options: Any) -> AsyncIterator[Running]:
-    """Start the loopback provider, the app and a client session (all closed at the end)."""
+async def running(
+    reply: Reply | None = None,
+    *,
+    allow_provider: bool = False,
+    api_key: str | None = None,
+    **options: Any,
+) -> AsyncIterator[Running]:
+    """Start the loopback provider, the app and a client session (all closed at the end).
+
+    `allow_provider` adds the loopback provider's URL to ``allow_base_urls``;
+    `api_key` is the upstream key the app is configured with.
+    """
     async with ProviderServer(default=reply or Reply()) as provider:
-        options.setdefault("upstream_options", {"base_url": provider.base_url_for("openai")})
+        upstream = {"base_url": provider.base_url_for("openai")}
+        if api_key is not None:
+            upstream["api_key"] = api_key
+        options.setdefault("upstream_options", upstream)
+        if allow_provider:
+            options["allow_base_urls"] = [provider.base_url_for("openai")]
         app = create_app(**options)
         token = app_token(app) or ""
         server = TestServer(app)

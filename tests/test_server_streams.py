@@ -229,7 +229,7 @@ async def test_heartbeat_comments_keep_idle_streams_alive() -> None:
 
 
 async def test_specs_and_launch_strings_when_allowed() -> None:
-    async with running(allow_specs=True) as srv:
+    async with running(allow_specs=True, allow_provider=True) as srv:
         base = srv.provider.base_url_for("openai")
         launch = f"testing prompt=hi base_url={base} ! redact pattern=rxtokens replacement=RX"
         spec = {

@@ -3,8 +3,11 @@
 Requests are forwarded to the configured upstream through the configured
 pipeline; answers are written in the format of `rxtokens.formats.openai_chat`
 (streamed chunks, or one ``chat.completion`` body). Errors before the first byte
-are OpenAI-style JSON errors with a fitting status; an error mid-stream is sent
-as a last ``data: {"error": ...}`` event.
+are OpenAI-style JSON errors with a fitting status: an upstream 4xx caused by
+the request (400, 404, 422 ...) is answered with the same status and the
+upstream's message (redacted), so clients do not retry it; 502 is kept for the
+server's own upstream failures (its key refused, an upstream 5xx, the upstream
+unreachable). An error mid-stream is sent as a last ``data: {"error": ...}`` event.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from reactivex import Observable
 
 from ..aio import collect, to_async_iterator
 from ..errors import (
+    AuthenticationError,
     ConfigError,
     ProviderHTTPError,
     RateLimitError,
@@ -71,7 +75,12 @@ def _upstream_error(state: ServerState, exc: BaseException) -> web.Response:
         return _error(429, "rate_limit_exceeded", f"upstream rate limit: {message}", **headers)
     if isinstance(exc, StreamTimeoutError):
         return _error(504, "upstream_timeout", message)
-    if isinstance(exc, ProviderHTTPError):
+    client_mistake = 400 <= getattr(exc, "status", 0) < 500 and not isinstance(
+        exc, AuthenticationError
+    )
+    if isinstance(exc, ProviderHTTPError) and client_mistake:  # the request's fault: its status
+        return _error(exc.status, "invalid_request_error", message)
+    if isinstance(exc, ProviderHTTPError):  # the server's key refused, the upstream failing
         return _error(502, "upstream_error", f"upstream answered HTTP {exc.status}: {message}")
     if isinstance(exc, StreamError):
         return _error(502, "upstream_error", message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -9,6 +10,7 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..providers import PROVIDERS, stream
+from ..registry import provider_entry
 from ..spec import parse_launch
 from ..tokens import StreamToken
 from .state import Operator, UpstreamFactory
@@ -65,3 +67,26 @@ def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> lis
         if not callable(op):
             raise ConfigError(f"pipeline[{i}] must be an operator (a callable), got {op!r}")
     return ops
+
+
+def _secrets(token: str | None, options: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every secret the server holds, by value: masked in everything it sends or logs.
+
+    The bearer token, the configured ``api_key`` and the API keys of every
+    provider found in the environment (specs may start any provider).
+    """
+    found = [token, options.get("api_key")]
+    for name in PROVIDERS:
+        try:
+            env_vars = provider_entry(name).env_vars
+        except ConfigError:
+            continue
+        found.extend(os.environ.get(var) for var in env_vars)
+    return tuple(dict.fromkeys(s for s in found if isinstance(s, str) and len(s) >= 4))
+
+
+def _base_url(url: str) -> str:
+    """A base URL as `allow_base_urls` compares it (no trailing slash)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"allow_base_urls: expected http(s) URLs, got {url!r}")
+    return url.rstrip("/")
