@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,3 +110,16 @@ async def read_events(
 def token_text(events: list[SseEvent]) -> str:
     """The joined text of the ``text`` events."""
     return "".join(json.loads(e.data)["text"] for e in events if e.event == "text")
+
+
+async def until(
+    condition: Callable[[], object],
+    timeout: float = 20.0,  # noqa: ASYNC109 (a poll count, not a deadline to wrap)
+    every: float = 0.01,
+) -> None:
+    """Poll `condition` every `every` seconds until it is true (TimeoutError after `timeout`)."""
+    for _ in range(max(1, round(timeout / every))):
+        if condition():
+            return
+        await asyncio.sleep(every)
+    raise TimeoutError(f"condition not met within {timeout} s")
