@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -364,9 +365,11 @@ def _flood(count: int, gate: asyncio.Event, size: int = 1000) -> Any:
     return upstream
 
 
-async def _silent_client(srv: Any, stream_id: str, gate: asyncio.Event) -> asyncio.StreamWriter:
+async def _silent_client(
+    srv: Any, stream_id: str, gate: asyncio.Event
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A client that asks for the events and then never reads; `gate` is set once it is in."""
-    _reader, writer = await asyncio.open_connection(srv.server.host, srv.server.port)
+    reader, writer = await asyncio.open_connection(srv.server.host, srv.server.port)
     writer.write(
         f"GET /v1/streams/{stream_id}/events HTTP/1.1\r\nHost: x\r\n"
         f"Authorization: Bearer {srv.token}\r\n\r\n".encode()
@@ -374,7 +377,15 @@ async def _silent_client(srv: Any, stream_id: str, gate: asyncio.Event) -> async
     await writer.drain()
     await until(lambda: srv.state.queues)
     gate.set()
-    return writer
+    return reader, writer
+
+
+async def _read_to_the_end(reader: asyncio.StreamReader) -> None:
+    """Read what the server still sends until it closes the connection."""
+    async with asyncio.timeout(20):
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(1 << 16):
+                pass
 
 
 async def test_a_client_that_stops_reading_is_dropped_within_its_bound(
@@ -388,7 +399,7 @@ async def test_a_client_that_stops_reading_is_dropped_within_its_bound(
         upstream=_flood(20_000, gate), max_pending=max_pending, write_timeout=30, grace=0
     ) as srv:
         stream_id = await srv.start("hi")
-        writer = await _silent_client(srv, stream_id, gate)
+        reader, writer = await _silent_client(srv, stream_id, gate)
         try:
             longest = [0]
 
@@ -401,6 +412,7 @@ async def test_a_client_that_stops_reading_is_dropped_within_its_bound(
             await until(dropped, every=0.005)
             assert longest[0] <= max_pending
             assert "fell too far behind" in caplog.text
+            await _read_to_the_end(reader)  # the connection is closed
         finally:
             writer.close()
 
@@ -414,10 +426,11 @@ async def test_a_client_whose_writes_block_is_dropped_after_write_timeout(
         upstream=_flood(20_000, gate), max_pending=1_000_000, write_timeout=0.3, grace=0
     ) as srv:
         stream_id = await srv.start("hi")
-        writer = await _silent_client(srv, stream_id, gate)
+        reader, writer = await _silent_client(srv, stream_id, gate)
         try:
             await until(lambda: not srv.state.queues)
             assert "write_timeout" in caplog.text
+            await _read_to_the_end(reader)
         finally:
             writer.close()
 
@@ -428,7 +441,7 @@ async def test_an_ended_stream_is_purged_even_with_a_client_that_stopped_reading
         upstream=_flood(20_000, gate), max_pending=1_000_000, write_timeout=60, retention=0.1
     ) as srv:
         stream_id = await srv.start("hi")
-        writer = await _silent_client(srv, stream_id, gate)
+        _reader, writer = await _silent_client(srv, stream_id, gate)
         try:
             await until(lambda: stream_id not in srv.state.streams)
             async with srv.session.get(

@@ -25,13 +25,14 @@ from ..errors import (
     AuthenticationError,
     ConfigError,
     ProviderHTTPError,
+    ProviderNotInstalledError,
     RateLimitError,
     StreamError,
     StreamTimeoutError,
 )
 from ..formats.openai_chat import DONE_EVENT, ChatChunkEncoder, chat_completion_body, sse_data
 from ..tokens import StreamToken
-from .errors import _Abort, _check_capacity, _describe, _error, _json_body
+from .errors import _Abort, _check_capacity, _describe, _error, _json_body, _redacted_traceback
 from .state import STATE_KEY, ServerState
 
 log = logging.getLogger("rxtokens.server")
@@ -68,6 +69,8 @@ def _upstream_error(state: ServerState, exc: BaseException) -> web.Response:
     message = _describe(exc, state.secrets)[1]
     if isinstance(exc, ConfigError):
         return _error(400, "invalid_request_error", message)
+    if isinstance(exc, ProviderNotInstalledError):
+        return _error(400, "provider_not_installed", message)
     if isinstance(exc, RateLimitError):
         headers = {}
         if exc.retry_after is not None:
@@ -84,7 +87,7 @@ def _upstream_error(state: ServerState, exc: BaseException) -> web.Response:
         return _error(502, "upstream_error", f"upstream answered HTTP {exc.status}: {message}")
     if isinstance(exc, StreamError):
         return _error(502, "upstream_error", message)
-    log.error("chat completion failed", exc_info=exc)
+    log.error("chat completion failed\n%s", _redacted_traceback(exc, state.secrets))
     return _error(500, "internal_error", "internal server error (see the server log)")
 
 
@@ -108,7 +111,7 @@ def _chat_request(
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
     try:
         source = state.make_source(messages, params)
-    except ConfigError as exc:
+    except (ConfigError, ProviderNotInstalledError) as exc:
         raise _Abort(400, "invalid_request_error", _describe(exc, state.secrets)[1]) from None
     shown = state.upstream_model or model or "rxtokens"
     return source, shown, bool(stream), include_usage

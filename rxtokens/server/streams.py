@@ -306,11 +306,13 @@ async def _stream_events(request: web.Request) -> web.StreamResponse:
     if stream.timer is not None:
         stream.timer.cancel()
         stream.timer = None
+    ended = False
     try:
         await response.prepare(request)
         await _write(state, response, retry_block(state.retry_ms).encode())
         sink.start(stream.broadcast.sequenced(after=after, on_gap="oldest"))
         await _pump(state, stream, sink, response)
+        ended = True
     except (ConnectionError, asyncio.CancelledError):
         pass  # the client went away (a reconnect resumes with Last-Event-ID)
     except TimeoutError:
@@ -329,6 +331,14 @@ async def _stream_events(request: web.Request) -> web.StreamResponse:
                 stream.timer = loop.call_later(state.grace, _release, stream)
             else:
                 _release(stream)
+    if ended:  # the end of the body may block too (a client that stopped reading)
+        try:
+            async with asyncio.timeout(state.write_timeout):
+                await response.write_eof()
+        except TimeoutError:
+            _abort_connection(request)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
     return response
 
 
@@ -363,6 +373,7 @@ async def _pump(
     while True:
         if sink.overflowed:
             log.info("stream %s: a client fell too far behind; closing it", stream.id[:6])
+            response.force_close()  # the connection too, once the response has ended
             return
         items = sink.drain(_BATCH)
         if items:
