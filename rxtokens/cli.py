@@ -39,6 +39,8 @@ from reactivex import Observable
 
 from .aio import run_sync
 from .errors import ConfigError, RxTokensError
+from .providers import BUILTIN_RECORDS, provider_record
+from .providers.llama import llama_stream
 from .tokens import Completion, StreamToken, token_to_json
 
 __all__ = ["main"]
@@ -50,12 +52,12 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 DEMO_PROMPT = "What is rxtokens?"
-_LIVE_ENV = {
-    "openai": ("OPENAI_API_KEY",),
-    "openai_responses": ("OPENAI_API_KEY",),
-    "anthropic": ("ANTHROPIC_API_KEY",),
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
-}
+_DEMO_PROVIDERS = [
+    record.name
+    for record in BUILTIN_RECORDS
+    if record.wire_format and record.default_model and not record.capabilities.local
+]
+"""Hosted APIs the demo can stream from: live, or from the loopback server's double."""
 
 
 # --------------------------------------------------------------------------- terminal output
@@ -345,8 +347,6 @@ def _demo_source(args: argparse.Namespace) -> Iterator[tuple[Callable[[], Any], 
     """The demo's token stream (a function building it), where it comes from, how it is made."""
     prompt = args.prompt
     if args.model:
-        from .registry import llama_stream
-
         path = args.model
         yield (
             lambda: llama_stream(path, prompt, max_tokens=args.max_tokens, temperature=0.8),
@@ -355,26 +355,17 @@ def _demo_source(args: argparse.Namespace) -> Iterator[tuple[Callable[[], Any], 
         )
         return
     provider = args.provider
-    decoder = "openai_chat" if provider == "openai" else provider
+    record = provider_record(provider)
+    decoder = getattr(record.decoder, "__name__", "decode")
     if args.live:
-        from .providers import anthropic, gemini, openai_chat, openai_responses
-        from .testing.loopback import DEMO_MODELS
-
-        names = _LIVE_ENV[provider]
+        names = record.env_vars
         if not any(os.environ.get(name) for name in names):
             raise ConfigError(f"--live needs an API key: set {' or '.join(names)}")
-        factories = {
-            "openai": openai_chat,
-            "openai_responses": openai_responses,
-            "anthropic": anthropic,
-            "gemini": gemini,
-        }
-        model = DEMO_MODELS[provider]
-        factory = factories[provider]
+        model = record.default_model
         yield (
-            lambda: factory(model, prompt),
+            lambda: record.stream(model, prompt),
             f"the real {provider} API ({model})",
-            f"HTTPS bytes -> parse_sse -> decode_{decoder}",
+            f"HTTPS bytes -> parse_sse -> {decoder}",
         )
         return
     from .testing import demo_stream
@@ -383,7 +374,7 @@ def _demo_source(args: argparse.Namespace) -> Iterator[tuple[Callable[[], Any], 
         yield (
             lambda: tokens,
             f"the bundled {provider} loopback server over real HTTP (no API key needed)",
-            f"HTTP bytes -> parse_sse -> decode_{decoder}",
+            f"HTTP bytes -> parse_sse -> {decoder}",
         )
 
 
@@ -564,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--provider",
         default="openai",
-        choices=["openai", "openai_responses", "anthropic", "gemini"],
+        choices=_DEMO_PROVIDERS,
         help="the wire format / API to stream from (default: %(default)s)",
     )
     demo.add_argument("--model", metavar="PATH.gguf", help="use a local GGUF model (llama.cpp)")

@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -46,10 +45,10 @@ from .operators._inflight import (
     Throttle,
 )
 from .operators._tools import Tool, ToolArgumentsError, ToolRegistry
-from .tokens import ActionResult, Completion, Intent, StepBoundary, ToolCall, ToolResult
+from .providers import MessageFormat, find_provider, provider_records
+from .tokens import ActionResult, Completion, Intent, StepBoundary, ToolResult
 
 __all__ = [
-    "PROVIDER_FORMATS",
     "ActionResult",
     "Agent",
     "Intent",
@@ -73,116 +72,16 @@ __all__ = [
 # --------------------------------------------------------------------------- message formats
 
 
-def _call_id(call: ToolCall) -> str:
-    return call.id or f"call_{call.index}"
-
-
-def _content(result: ToolResult) -> str:
-    """A tool result as the text content providers expect."""
-    if result.error is not None:
-        return json.dumps({"error": result.error}, ensure_ascii=False)
-    if isinstance(result.result, str):
-        return result.result
-    return json.dumps(result.result, ensure_ascii=False)
-
-
-def _openai(
-    completion: Completion, results: Sequence[ToolResult]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    assistant: dict[str, Any] = {
-        "role": "assistant",
-        "content": completion.text or None,
-        "tool_calls": [
-            {
-                "id": _call_id(call),
-                "type": "function",
-                "function": {
-                    "name": call.name,
-                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
-                },
-            }
-            for call in completion.tool_calls
-        ],
-    }
-    replies = [
-        {"role": "tool", "tool_call_id": _call_id(call), "content": _content(result)}
-        for call, result in zip(completion.tool_calls, results, strict=True)
-    ]
-    return assistant, replies
-
-
-def _anthropic(
-    completion: Completion, results: Sequence[ToolResult]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    blocks: list[dict[str, Any]] = []
-    if completion.text:
-        blocks.append({"type": "text", "text": completion.text})
-    blocks.extend(
-        {"type": "tool_use", "id": _call_id(call), "name": call.name, "input": call.arguments}
-        for call in completion.tool_calls
-    )
-    answers: list[dict[str, Any]] = []
-    for call, result in zip(completion.tool_calls, results, strict=True):
-        block: dict[str, Any] = {
-            "type": "tool_result",
-            "tool_use_id": _call_id(call),
-            "content": _content(result),
-        }
-        if result.error is not None:
-            block["is_error"] = True
-        answers.append(block)
-    return {"role": "assistant", "content": blocks}, [{"role": "user", "content": answers}]
-
-
-def _gemini(
-    completion: Completion, results: Sequence[ToolResult]
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    parts: list[dict[str, Any]] = []
-    if completion.text:
-        parts.append({"text": completion.text})
-    for call in completion.tool_calls:
-        function_call: dict[str, Any] = {"name": call.name, "args": call.arguments}
-        if call.id:
-            function_call["id"] = call.id
-        parts.append({"functionCall": function_call})
-    responses: list[dict[str, Any]] = []
-    for call, result in zip(completion.tool_calls, results, strict=True):
-        if result.error is not None:
-            response: Any = {"error": result.error}
-        elif isinstance(result.result, dict):
-            response = result.result
-        else:
-            response = {"result": result.result}
-        function_response: dict[str, Any] = {"name": call.name, "response": response}
-        if call.id:
-            function_response["id"] = call.id
-        responses.append({"functionResponse": function_response})
-    return {"role": "model", "parts": parts}, [{"role": "user", "parts": responses}]
-
-
-_Formatter = Callable[
-    [Completion, Sequence[ToolResult]], tuple[dict[str, Any], list[dict[str, Any]]]
-]
-
-PROVIDER_FORMATS: dict[str, _Formatter] = {
-    "openai": _openai,
-    "openai_chat": _openai,
-    "openai_compatible": _openai,
-    "testing": _openai,
-    "anthropic": _anthropic,
-    "gemini": _gemini,
-}
-"""Provider name -> how its tool-call turn and tool results are written (see `tool_messages`)."""
-
-
-def _formatter(provider: str) -> _Formatter:
-    formatter = PROVIDER_FORMATS.get(provider) if isinstance(provider, str) else None
-    if formatter is None:
+def _format(provider: str) -> MessageFormat:
+    """The tool-result message format of `provider` (from its record in the provider table)."""
+    record = find_provider(provider)
+    if record is None or record.messages is None:
+        known = [name for name, r in provider_records().items() if r.messages is not None]
         raise ConfigError(
             f"unknown provider message format {provider!r}; known: "
-            f"{', '.join(sorted(PROVIDER_FORMATS))} (the OpenAI Responses API is not supported)"
+            f"{', '.join(known)} (the OpenAI Responses API is not supported)"
         )
-    return formatter
+    return record.messages
 
 
 def _results_for(completion: Completion, results: Sequence[ToolResult]) -> list[ToolResult]:
@@ -217,6 +116,8 @@ def tool_messages(
 ) -> list[dict[str, Any]]:
     """The assistant turn with its tool calls, then the tool results, in `provider`'s format.
 
+    The format is the provider record's `rxtokens.providers.MessageFormat`; built in:
+
     * OpenAI (``openai``, ``openai_chat``, ``openai_compatible``, ``testing``):
       ``{"role": "assistant", "content": text or None, "tool_calls": [{"id",
       "type": "function", "function": {"name", "arguments": "<JSON string>"}}]}``
@@ -243,17 +144,13 @@ def tool_messages(
         >>> tool_messages("openai", done, [ToolResult("call_1", "add", 2, None, 0, 0.1)])[1]
         {'role': 'tool', 'tool_call_id': 'call_1', 'content': '2'}
     """
-    formatter = _formatter(provider)
-    assistant, replies = formatter(completion, _results_for(completion, results))
+    assistant, replies = _format(provider).tool_turn(completion, _results_for(completion, results))
     return [assistant, *replies]
 
 
 def assistant_message(provider: str, completion: Completion) -> dict[str, Any]:
     """A final (tool-free) assistant turn in `provider`'s format, to continue a conversation."""
-    _formatter(provider)
-    if provider == "gemini":
-        return {"role": "model", "parts": [{"text": completion.text}]}
-    return {"role": "assistant", "content": completion.text}
+    return _format(provider).final_turn(completion)
 
 
 # --------------------------------------------------------------------------- the agent loop
@@ -494,8 +391,9 @@ def run_agent(
         source_factory: messages (a list of dicts, yours to read) -> token stream.
         tools: a `ToolRegistry`, a list of callables or a ``{name: callable}`` dict.
         messages: the prompt string or the initial messages.
-        provider: the message format: ``"openai"`` (also ``openai_chat``,
-            ``openai_compatible``, ``testing``), ``"anthropic"`` or ``"gemini"``.
+        provider: the provider whose message format to use: ``"openai"`` (also
+            ``openai_chat``, ``openai_compatible``, ``testing``), ``"anthropic"``,
+            ``"gemini"``, or any provider in the table whose record has ``messages``.
         max_steps: the most responses to stream (>= 1).
         timeout: seconds per tool call (None: no limit).
         max_concurrency: tools running at once per step (None: no limit).
@@ -514,7 +412,7 @@ def run_agent(
     """
     if not callable(source_factory):
         raise ConfigError(f"run_agent: source_factory must be callable, got {source_factory!r}")
-    _formatter(provider)
+    _format(provider)
     if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
         raise ConfigError(f"run_agent: max_steps must be an int >= 1, got {max_steps!r}")
     registry = ToolRegistry.coerce(tools)

@@ -70,6 +70,7 @@ __all__ = [
     "Element",
     "LaunchSyntaxError",
     "caret_excerpt",
+    "check_name",
     "format_element",
     "format_key",
     "format_value",
@@ -373,3 +374,22 @@ def format_element(name: str, properties: Mapping[str, Any]) -> str:
     """
     parts = [name] + [f"{format_key(k)}={format_value(v)}" for k, v in properties.items()]
     return " ".join(parts)
+
+
+_ENTRY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+
+
+def check_name(name: str, kind: str) -> None:
+    """Refuse a registry name (`kind`: operator, sink, provider) that a launch string cannot hold.
+
+    Raises:
+        ConfigError: `name` is not a letter or ``_`` followed by letters, digits, ``_.-``.
+
+    Example:
+        >>> check_name("my-op", "operator")
+    """
+    if not isinstance(name, str) or not _ENTRY_NAME.match(name):
+        raise ConfigError(
+            f"{kind} name must start with a letter or '_' and contain only letters, digits, "
+            f"'_', '.' and '-', got {name!r}"
+        )

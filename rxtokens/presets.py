@@ -31,16 +31,16 @@ Example:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reactivex import Observable
 
 from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .spec import OperatorSpec
+from .registry._presets import API_KEY_PATTERN, CARD_PATTERN, EMAIL_PATTERN, chain, compose
+from .registry._presets import names as _names
+from .registry._presets import store as _store
+from .spec_parts import OperatorSpec
 
 __all__ = [
     "API_KEY_PATTERN",
@@ -52,44 +52,10 @@ __all__ = [
     "register_preset",
 ]
 
-CARD_PATTERN = r"\b\d(?:[ -]?\d){12,18}\b"
-"""13 to 19 digits, optionally grouped by single spaces or dashes (payment card numbers)."""
-
-API_KEY_PATTERN = (
-    r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{16,160}"
-    r"|\bAKIA[0-9A-Z]{16}\b"
-    r"|\bgh[pousr]_[A-Za-z0-9]{36}\b"
-    r"|\bAIza[0-9A-Za-z_\-]{35}"
-    r"|\bxox[abposr]-[A-Za-z0-9\-]{10,100}"
-)
-"""OpenAI / Anthropic / Stripe style ``sk-...`` keys, AWS access key ids, GitHub tokens,
-Google API keys and Slack tokens."""
-
-EMAIL_PATTERN = r"\b[A-Za-z0-9._%+\-]{1,64}@[A-Za-z0-9\-]{1,63}(?:\.[A-Za-z0-9\-]{1,63}){1,8}\b"
-"""E-mail addresses (bounded, so the redaction holds back at most one address)."""
-
-_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
-    "low_latency": [("on_backpressure_coalesce", {})],
-    "ui_smooth": [
-        ("smooth", {"delay": 0.02, "chunking": "word"}),
-        ("on_backpressure_coalesce", {}),
-    ],
-    "high_throughput": [
-        ("frames", {"fps": 10.0}),
-        ("on_backpressure_coalesce", {"max_pending": 4096}),
-    ],
-    "safe": [
-        ("redact", {"pattern": CARD_PATTERN, "replacement": "[CARD]"}),
-        ("redact", {"pattern": API_KEY_PATTERN, "replacement": "[API_KEY]"}),
-        ("redact", {"pattern": EMAIL_PATTERN, "replacement": "[EMAIL]"}),
-    ],
-}
-_lock = threading.Lock()
-
 
 def names() -> list[str]:
     """The preset names, sorted."""
-    return sorted(_PRESETS)
+    return _names()
 
 
 def get(name: str) -> list[OperatorSpec]:
@@ -98,12 +64,7 @@ def get(name: str) -> list[OperatorSpec]:
     Raises:
         ConfigError: unknown preset (the message lists the known ones).
     """
-    from .spec import OperatorSpec
-
-    chain = _PRESETS.get(name)
-    if chain is None:
-        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(names())}")
-    return [OperatorSpec(name=op, params=dict(params)) for op, params in chain]
+    return [OperatorSpec(name=op, params=params) for op, params in chain(name)]
 
 
 def operator(name: str) -> Callable[[Observable[Any]], Observable[Any]]:
@@ -112,12 +73,7 @@ def operator(name: str) -> Callable[[Observable[Any]], Observable[Any]]:
     Raises:
         ConfigError: unknown preset.
     """
-    built = [spec.build() for spec in get(name)]
-
-    def apply(source: Observable[Any]) -> Observable[Any]:
-        return source.pipe(*built) if built else source
-
-    return apply
+    return compose(name)
 
 
 def register_preset(
@@ -134,8 +90,6 @@ def register_preset(
         >>> [op.name for op in get("words")]
         ['chunk_by']
     """
-    from .spec import OperatorSpec
-
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"a preset name must be an identifier, got {name!r}")
     if isinstance(operators, str | Mapping) or not isinstance(operators, Sequence):
@@ -145,7 +99,4 @@ def register_preset(
     specs = [op if isinstance(op, OperatorSpec) else OperatorSpec.from_dict(op) for op in operators]
     if any(op.name == "preset" for op in specs):
         raise ConfigError("a preset cannot contain another preset")
-    with _lock:
-        if name in _PRESETS and not replace:
-            raise ConfigError(f"a preset named {name!r} already exists")
-        _PRESETS[name] = [(op.name, dict(op.params)) for op in specs]
+    _store(name, [(op.name, dict(op.params)) for op in specs], replace=replace)

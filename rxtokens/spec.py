@@ -27,6 +27,9 @@ Parameters are stored normalised (the validated values that were given, as JSON
 values); defaults are left out. API keys are never part of a spec: providers read them
 from the environment (``OPENAI_API_KEY`` ...).
 
+The parts (`SourceSpec`, `OperatorSpec`, `SinkSpec`) live in `rxtokens.spec_parts`; this
+module puts them together, runs pipelines and reads and writes launch strings.
+
 Example:
     >>> spec = parse_launch("testing prompt='Hi' ! redact pattern='sk-[a-z]{4}'")
     >>> spec.operators[0].params
@@ -42,36 +45,32 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Union
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     JsonValue,
     ValidationError,
     create_model,
-    model_validator,
 )
 from reactivex import Observable
 
 from . import launch as _launch
 from .aio import run_sync
+from .broadcast import stream_to
 from .errors import ConfigError, LaunchSyntaxError, SpecError
+from .providers import close_sessions
 from .registry import (
-    ParamError,
     TokenSink,
     is_sink,
     operator_entries,
-    operator_entry,
     provider_entries,
-    provider_entry,
     sink_entries,
-    sink_entry,
-    validate_params,
 )
+from .spec_parts import SOURCE_FIELDS, OperatorSpec, SinkSpec, SourceSpec, SpecBase, spec_error
 from .tokens import Completion, StreamToken
 
 __all__ = [
@@ -82,194 +81,11 @@ __all__ = [
     "SourceSpec",
     "SpecError",
     "parse_launch",
+    "parse_operators",
 ]
 
-_SOURCE_FIELDS = ("model", "prompt", "messages")
-_RESERVED_PARAMS = frozenset({"provider", "model", "prompt", "messages", "api_key"})
 
-
-def _spec_error(exc: ValidationError) -> SpecError:
-    errors: list[dict[str, Any]] = []
-    for error in exc.errors():
-        loc = tuple(error["loc"])
-        cause = (error.get("ctx") or {}).get("error")
-        if isinstance(cause, SpecError):  # raised by PipelineSpec.__init__ under model_validate
-            errors.extend(cause.errors)
-            continue
-        if isinstance(cause, ParamError):
-            errors.append(
-                {"loc": loc, "entry": cause.entry, "field": cause.field, "msg": str(cause)}
-            )
-            continue
-        if error["type"] == "value_error":
-            message = str(error["msg"]).removeprefix("Value error, ")
-        elif error["type"] == "missing":
-            message = "required"
-        elif error["type"] == "extra_forbidden":
-            message = "unknown field"
-        else:
-            message = f"{error['msg']}, got {error.get('input')!r}"
-        errors.append({"loc": loc, "entry": None, "field": None, "msg": message})
-    return SpecError(errors)
-
-
-class _Spec(BaseModel):
-    """Common behaviour: frozen, no unknown fields, `SpecError` instead of ValidationError."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Any:
-        """Validate a dict (parsed JSON).
-
-        Raises:
-            SpecError: invalid data.
-        """
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise _spec_error(exc) from None
-
-
-class SourceSpec(_Spec):
-    """Where tokens come from: a registered provider and its request.
-
-    Attributes:
-        provider: the provider id (``openai_chat``, ``anthropic``, ``gemini``,
-            ``openai_responses``, ``openai_compatible``, ``testing``, ``llama`` ...).
-        model: the model (for ``llama``: the ``.gguf`` path); None: the provider's default.
-        prompt: a prompt (one user message); exactly one of `prompt` and `messages`.
-        messages: ``{"role", "content"}`` messages.
-        params: provider configuration and request fields (``base_url``, ``timeout``,
-            ``temperature``, ``max_tokens`` ...); never an API key.
-    """
-
-    provider: str
-    model: str | None = None
-    prompt: str | None = None
-    messages: list[dict[str, JsonValue]] | None = None
-    params: dict[str, JsonValue] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check(self) -> SourceSpec:
-        try:
-            entry = provider_entry(self.provider)
-        except ConfigError as exc:
-            raise ParamError("", None, str(exc)) from None
-        name = self.provider
-        if (self.prompt is None) == (self.messages is None):
-            raise ParamError(name, "prompt", "give either prompt or messages (exactly one)")
-        for i, message in enumerate(self.messages or []):
-            if not isinstance(message.get("role"), str):
-                raise ParamError(name, f"messages[{i}]", "each message needs a 'role' string")
-        if self.model is None and entry.default_model is None:
-            raise ParamError(name, "model", f"required: {name} has no default model")
-        for key in self.params:
-            if key == "api_key":
-                hint = " or ".join(entry.env_vars) or "the provider's environment variable"
-                raise ParamError(
-                    name,
-                    "api_key",
-                    f"API keys do not belong in a spec (it is saved and shared): set {hint}",
-                )
-            if key in _RESERVED_PARAMS:
-                raise ParamError(name, key, f"'{key}' is a field of the source, not a parameter")
-        normalised = validate_params(name, entry.params, self.params)
-        object.__setattr__(self, "params", normalised)
-        return self
-
-    def build(self) -> Observable[StreamToken]:
-        """The provider's cold token stream (nothing is sent until subscription).
-
-        Raises:
-            ConfigError: e.g. a missing API key for a remote provider.
-        """
-        entry = provider_entry(self.provider)
-        model = self.model if self.model is not None else entry.default_model
-        assert model is not None
-        messages: str | list[dict[str, Any]] = (
-            self.prompt if self.prompt is not None else [dict(m) for m in self.messages or []]
-        )
-        return entry.build(model, messages, self.params)
-
-    def to_element(self) -> tuple[str, dict[str, Any]]:
-        """The launch-string element: name and properties."""
-        props: dict[str, Any] = {}
-        for key in _SOURCE_FIELDS:
-            value = getattr(self, key)
-            if value is not None:
-                props[key] = value
-        props.update(self.params)
-        return self.provider, props
-
-
-class OperatorSpec(_Spec):
-    """One operator of a pipeline: a registered name and its parameters.
-
-    ``{"preset": "safe"}`` is accepted as the shorthand of
-    ``{"name": "preset", "params": {"name": "safe"}}``.
-
-    Example:
-        >>> OperatorSpec(name="smooth", params={"delay": 1}).params
-        {'delay': 1.0}
-    """
-
-    name: str
-    params: dict[str, JsonValue] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and "preset" in data and "name" not in data:
-            rest = {k: v for k, v in data.items() if k != "preset"}
-            if rest:
-                raise ValueError(f"a preset entry has only the key 'preset', got {sorted(data)}")
-            return {"name": "preset", "params": {"name": data["preset"]}}
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> OperatorSpec:
-        try:
-            entry = operator_entry(self.name)
-        except ConfigError as exc:
-            raise ParamError("", None, str(exc)) from None
-        object.__setattr__(self, "params", entry.validate(self.params))
-        return self
-
-    def build(self) -> Callable[[Observable[Any]], Observable[Any]]:
-        """The operator."""
-        return operator_entry(self.name).build(self.params)
-
-    def to_launch(self) -> str:
-        """This operator as a launch-string element (``redact pattern='...'``)."""
-        return _launch.format_element(self.name, self.params)
-
-
-class SinkSpec(_Spec):
-    """A sink of a pipeline: a registered name (``stdout``, ``jsonl``, ``textfile``) and params."""
-
-    name: str
-    params: dict[str, JsonValue] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _check(self) -> SinkSpec:
-        try:
-            entry = sink_entry(self.name)
-        except ConfigError as exc:
-            raise ParamError("", None, str(exc)) from None
-        object.__setattr__(self, "params", entry.validate(self.params))
-        return self
-
-    def build(self) -> TokenSink:
-        """A new sink."""
-        return sink_entry(self.name).build(self.params)
-
-    def to_launch(self) -> str:
-        """This sink as a launch-string element."""
-        return _launch.format_element(self.name, self.params)
-
-
-class PipelineSpec(_Spec):
+class PipelineSpec(SpecBase):
     """A whole pipeline as data: source, operators, sinks (see the module docstring).
 
     Attributes:
@@ -292,7 +108,7 @@ class PipelineSpec(_Spec):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise _spec_error(exc) from None
+            raise spec_error(exc) from None
 
     # ------------------------------------------------------------------ building
 
@@ -324,8 +140,6 @@ class PipelineSpec(_Spec):
         Raises:
             StreamError: the stream failed (with ``.partial``).
         """
-        from .broadcast import stream_to
-
         sinks = self.build_sinks()
         try:
             return await stream_to(self.build(), *[s.on_next for s in sinks], *extra)
@@ -342,8 +156,6 @@ class PipelineSpec(_Spec):
         """
 
         async def main() -> Completion:
-            from .providers import close_sessions
-
             try:
                 if timeout is None:
                     return await self.arun(*extra)
@@ -528,14 +340,14 @@ def parse_launch(text: str) -> PipelineSpec:
     params: dict[str, Any] = {}
     if model:
         if "model" in source_el.properties:
-            raise _launch.LaunchSyntaxError(
+            raise LaunchSyntaxError(
                 f"the model is given twice ({source_el.name!r} and model=)",
                 text,
                 source_el.key_positions["model"],
             )
         source["model"] = model
     for key, value in source_el.properties.items():
-        if key in _SOURCE_FIELDS:
+        if key in SOURCE_FIELDS:
             source[key] = value
         else:
             params[key] = value
@@ -544,7 +356,7 @@ def parse_launch(text: str) -> PipelineSpec:
     sinks: list[dict[str, Any]] = []
     for element in rest:
         if ":" in element.name:
-            raise _launch.LaunchSyntaxError(
+            raise LaunchSyntaxError(
                 f"only the source may be written 'provider:model', got {element.name!r}",
                 text,
                 element.position,
@@ -552,7 +364,7 @@ def parse_launch(text: str) -> PipelineSpec:
         if is_sink(element.name):
             sinks.append({"name": element.name, "params": element.properties})
         elif sinks:
-            raise _launch.LaunchSyntaxError(
+            raise LaunchSyntaxError(
                 f"sinks come last: {element.name!r} follows the sink {sinks[-1]['name']!r}",
                 text,
                 element.position,
@@ -564,6 +376,37 @@ def parse_launch(text: str) -> PipelineSpec:
             {"source": source, "operators": operators, "sinks": sinks}
         )
     except ValidationError as exc:
-        error = _spec_error(exc)
+        error = spec_error(exc)
         position = _element_position(elements, len(operators), error.errors[0])
         raise SpecError(error.errors, excerpt=_launch.caret_excerpt(text, position)) from None
+
+
+def parse_operators(text: str) -> list[OperatorSpec]:
+    """Parse operators alone, in launch-string syntax (no source, no sinks).
+
+    Raises:
+        LaunchSyntaxError: the string does not follow the grammar, or names a source or sink.
+        SpecError: an invalid operator (caret under it).
+
+    Example:
+        >>> [op.name for op in parse_operators("smooth delay=0.02 ! preset name=safe")]
+        ['smooth', 'preset']
+    """
+    specs: list[OperatorSpec] = []
+    for i, element in enumerate(_launch.parse(text)):
+        if ":" in element.name or is_sink(element.name):
+            raise LaunchSyntaxError(
+                f"expected an operator (no source, no sink), got {element.name!r}",
+                text,
+                element.position,
+            )
+        try:
+            specs.append(
+                OperatorSpec.model_validate({"name": element.name, "params": element.properties})
+            )
+        except ValidationError as exc:
+            errors = [{**e, "loc": ("operators", i, *e["loc"])} for e in spec_error(exc).errors]
+            field = str(errors[0].get("field") or "").split(".")[0].split("[")[0]
+            position = element.key_positions.get(field, element.position)
+            raise SpecError(errors, excerpt=_launch.caret_excerpt(text, position)) from None
+    return specs

@@ -18,6 +18,8 @@ from reactivex import operators as ops
 from rxtokens import presets, registry
 from rxtokens.errors import ConfigError
 from rxtokens.launch import LaunchSyntaxError
+from rxtokens.providers import _table
+from rxtokens.registry import _entries, _presets
 from rxtokens.spec import OperatorSpec, PipelineSpec, SinkSpec, SpecError, parse_launch
 from rxtokens.tokens import Finish, TextDelta, Usage, token_from_json
 
@@ -423,21 +425,21 @@ def test_register_preset() -> None:
             with pytest.raises(ConfigError, match=f"got {bad!r}"):
                 presets.register_preset("_test_bad", bad)  # type: ignore[arg-type]
     finally:
-        presets._PRESETS.pop("_test_words", None)
+        _presets._PRESETS.pop("_test_words", None)
 
 
 @pytest.fixture
 def clean_registry() -> Iterator[None]:
-    operators = dict(registry._operators)
-    providers = dict(registry._providers)
-    loaded = set(registry._entry_points_loaded)
+    operators = dict(_entries._operators)
+    providers = dict(_table._records)
+    loaded = set(_entries._entry_points_loaded)
     yield
-    registry._operators.clear()
-    registry._operators.update(operators)
-    registry._providers.clear()
-    registry._providers.update(providers)
-    registry._entry_points_loaded.clear()
-    registry._entry_points_loaded.update(loaded)
+    _entries._operators.clear()
+    _entries._operators.update(operators)
+    _table._records.clear()
+    _table._records.update(providers)
+    _entries._entry_points_loaded.clear()
+    _entries._entry_points_loaded.update(loaded)
 
 
 def echo_provider(model: str, messages: Any, *, times: int = 1) -> Observable[Any]:
@@ -484,8 +486,8 @@ def test_operators_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     def entry_points(*, group: str) -> list[metadata.EntryPoint]:
         return fake if group == registry.OPERATOR_ENTRY_POINTS else []
 
-    monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
-    registry._entry_points_loaded.discard(group)
+    monkeypatch.setattr(_entries.metadata, "entry_points", entry_points)
+    _entries._entry_points_loaded.discard(group)
     spec = parse_launch("testing prompt=x ! ep_shout suffix='1'")
     assert spec.operators[0].params == {"suffix": "1"}
     assert "ep_shout" in registry.operator_entries()

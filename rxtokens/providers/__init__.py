@@ -15,6 +15,25 @@
     stream("anthropic:claude-sonnet-4-5", "Write a haiku").pipe(aggregate())
 
 Subscribing sends the request; disposing the subscription closes the connection.
+
+How providers are known: each provider module declares a `ProviderRecord` (name,
+aliases, factory, stream function, default model, key variables, decoder, tool-result
+`MessageFormat`, test-server wire format, capabilities). This package adds the records
+of its modules to the one table (`provider_record`, `provider_records`, and `PROVIDERS`:
+name -> factory); `rxtokens.stream`, specs and launch strings, ``rxtokens ops``, the CLI
+demo, ``run_agent`` and `rxtokens.testing` all read it. The ``testing`` record lives in
+`rxtokens.testing.loopback` and comes in through the entry point group
+``rxtokens.providers`` (see pyproject.toml), so nothing imports `rxtokens.testing` until a
+``testing:`` id is used.
+
+Adding a provider:
+
+* in this package: one module ``providers/NAME.py`` with its `HttpProvider` subclass (or
+  any `Provider`), its stream function and ``RECORD = ProviderRecord(...)``, plus one
+  entry in `BUILTIN_RECORDS` below. Import an optional SDK (``botocore`` ...) inside the
+  functions that need it, never at module level, so the table loads without it;
+* in another package: an entry point ``NAME = "pkg.module:RECORD"`` in the group
+  ``rxtokens.providers``, or `add_provider` / `rxtokens.register_provider` at run time.
 """
 
 from __future__ import annotations
@@ -29,10 +48,23 @@ from ..errors import ConfigError
 from ..tokens import StreamToken
 from ._base import Capabilities, HealthResult, HttpProvider, Messages, Provider, is_local_url
 from ._http import Timeouts, close_sessions
+from ._record import FunctionProvider, MessageFormat, ProviderRecord, function_record
+from ._table import (
+    PROVIDER_ENTRY_POINTS,
+    PROVIDERS,
+    add_provider,
+    find_provider,
+    provider_record,
+    provider_records,
+)
+from .anthropic import RECORD as _ANTHROPIC
 from .anthropic import Anthropic, anthropic
+from .gemini import RECORD as _GEMINI
 from .gemini import Gemini, gemini
+from .llama import RECORD as _LLAMA
 from .llama import LlamaProvider, llama
 from .openai import (
+    OPENAI_MESSAGES,
     OpenAIChat,
     OpenAICompatible,
     OpenAIResponses,
@@ -40,27 +72,37 @@ from .openai import (
     openai_compatible,
     openai_responses,
 )
+from .openai import RECORDS as _OPENAI
 from .sdk import from_anthropic_stream, from_openai_stream
 from .sse_client import sse
 
 __all__ = [
+    "BUILTIN_RECORDS",
+    "OPENAI_MESSAGES",
     "PROVIDERS",
+    "PROVIDER_ENTRY_POINTS",
     "Anthropic",
     "Capabilities",
+    "FunctionProvider",
     "Gemini",
     "HealthResult",
     "HttpProvider",
     "LlamaProvider",
+    "MessageFormat",
     "Messages",
     "OpenAIChat",
     "OpenAICompatible",
     "OpenAIResponses",
     "Provider",
+    "ProviderRecord",
     "Timeouts",
+    "add_provider",
     "anthropic",
     "close_sessions",
+    "find_provider",
     "from_anthropic_stream",
     "from_openai_stream",
+    "function_record",
     "gemini",
     "get_provider",
     "is_local_url",
@@ -68,28 +110,18 @@ __all__ = [
     "openai_chat",
     "openai_compatible",
     "openai_responses",
+    "provider_record",
+    "provider_records",
     "sse",
     "stream",
 ]
 
 
-def _testing(**config: Any) -> Provider:
-    from ..testing.loopback import loopback_provider
+BUILTIN_RECORDS: tuple[ProviderRecord, ...] = (*_OPENAI, _ANTHROPIC, _GEMINI, _LLAMA)
+"""The records of this package's provider modules (``testing`` comes by entry point)."""
 
-    return loopback_provider(**config)
-
-
-PROVIDERS: dict[str, Callable[..., Provider]] = {
-    "anthropic": Anthropic,
-    "gemini": Gemini,
-    "llama": LlamaProvider,
-    "openai": OpenAIChat,
-    "openai_chat": OpenAIChat,
-    "openai_compatible": OpenAICompatible,
-    "openai_responses": OpenAIResponses,
-    "testing": _testing,
-}
-"""Provider name -> factory (keyword configuration: api_key, base_url, timeout, headers ...)."""
+for _record in BUILTIN_RECORDS:
+    add_provider(_record)
 
 _CONFIG_NAMES = frozenset({"api_key", "base_url", "timeout", "headers", "include_usage"})
 
@@ -104,11 +136,7 @@ def get_provider(name: str, **config: Any) -> Provider:
         >>> get_provider("openai", api_key="sk-test").capabilities.tools
         True
     """
-    factory = PROVIDERS.get(name)
-    if factory is None:
-        raise ConfigError(
-            f"unknown provider {name!r}; known providers: {', '.join(sorted(PROVIDERS))}"
-        )
+    factory = provider_record(name).factory
     try:
         return factory(**config)
     except TypeError as exc:
@@ -155,10 +183,11 @@ def stream(
     if not isinstance(model_id, str):
         raise ConfigError(f"model_id must be a 'provider:model' string, got {model_id!r}")
     name, sep, model = model_id.partition(":")
-    if name not in PROVIDERS:
+    record = find_provider(name)
+    if record is None:
         raise ConfigError(
             f"unknown provider {name!r} in {model_id!r}; known providers: "
-            f"{', '.join(sorted(PROVIDERS))} (ids look like 'anthropic:claude-sonnet-4-5')"
+            f"{', '.join(provider_records())} (ids look like 'anthropic:claude-sonnet-4-5')"
         )
     if not sep or not model:
         raise ConfigError(
@@ -166,6 +195,6 @@ def stream(
             f"'anthropic:claude-sonnet-4-5'"
         )
     params = dict(kwargs)
-    config = _split_config(PROVIDERS[name], params)
+    config = _split_config(record.factory, params)
     provider = get_provider(name, **config)
     return provider.stream(model, prompt_or_messages, tools=tools, **params)

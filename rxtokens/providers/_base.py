@@ -13,6 +13,7 @@ import aiohttp
 from reactivex import Observable
 
 from ..errors import ConfigError
+from ..operators import parse_sse
 from ..tokens import StreamToken
 from ._http import HttpRequest, Timeouts, acquire_session, error_from_response, redact, stream_bytes
 
@@ -290,8 +291,6 @@ class HttpProvider(ABC):
         **params: Any,
     ) -> Observable[StreamToken]:
         """A cold ``Observable[StreamToken]``: one streaming request per subscription."""
-        from ..operators import parse_sse
-
         request = self.request(model, messages, tools=tools, **params)
         return stream_bytes(request).pipe(
             parse_sse(max_event_bytes=MAX_EVENT_BYTES), self.decoder()

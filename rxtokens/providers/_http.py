@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 from reactivex import Observable
 
+from ..aio import from_async_iterable
 from ..errors import (
     AuthenticationError,
     ConfigError,
@@ -446,6 +447,4 @@ def stream_bytes(request: HttpRequest) -> Observable[bytes]:
         >>> req = HttpRequest("POST", "http://127.0.0.1:8000/v1/chat/completions", "openai")
         >>> body = stream_bytes(req)  # nothing is sent until subscription
     """
-    from ..aio import from_async_iterable
-
     return from_async_iterable(lambda: iter_bytes(request))

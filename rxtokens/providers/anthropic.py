@@ -7,11 +7,20 @@ from typing import Any
 
 from reactivex import Observable
 
-from ..tokens import StreamToken
+from ..operators import decode_anthropic
+from ..tokens import Completion, StreamToken
 from ._base import Capabilities, HttpProvider, Messages, normalize_messages, normalize_tools
 from ._http import Timeouts
+from ._record import MessageFormat, ProviderRecord, ToolOutcome, tool_call_id, tool_result_text
 
-__all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "Anthropic", "anthropic"]
+__all__ = [
+    "ANTHROPIC_MESSAGES",
+    "ANTHROPIC_VERSION",
+    "DEFAULT_MAX_TOKENS",
+    "RECORD",
+    "Anthropic",
+    "anthropic",
+]
 
 ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` header sent with every request."""
@@ -81,8 +90,6 @@ class Anthropic(HttpProvider):
         return f"{self.base_url}/v1/messages", body
 
     def decoder(self) -> Callable[[Observable[Any]], Observable[StreamToken]]:
-        from ..operators import decode_anthropic
-
         return decode_anthropic()
 
     def health_url(self) -> str:
@@ -119,3 +126,49 @@ def anthropic(
     """
     provider = Anthropic(api_key=api_key, base_url=base_url, timeout=timeout, headers=headers)
     return provider.stream(model, messages, tools=tools, max_tokens=max_tokens, **params)
+
+
+def _tool_turn(
+    completion: Completion, results: Sequence[ToolOutcome]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    blocks: list[dict[str, Any]] = []
+    if completion.text:
+        blocks.append({"type": "text", "text": completion.text})
+    blocks.extend(
+        {"type": "tool_use", "id": tool_call_id(call), "name": call.name, "input": call.arguments}
+        for call in completion.tool_calls
+    )
+    answers: list[dict[str, Any]] = []
+    for call, result in zip(completion.tool_calls, results, strict=True):
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": tool_call_id(call),
+            "content": tool_result_text(result),
+        }
+        if result.error is not None:
+            block["is_error"] = True
+        answers.append(block)
+    return {"role": "assistant", "content": blocks}, [{"role": "user", "content": answers}]
+
+
+def _final_turn(completion: Completion) -> dict[str, Any]:
+    return {"role": "assistant", "content": completion.text}
+
+
+ANTHROPIC_MESSAGES = MessageFormat("anthropic", _tool_turn, _final_turn)
+"""An assistant turn of ``text`` and ``tool_use`` blocks, then one user turn of
+``tool_result`` blocks (``is_error`` on failure)."""
+
+RECORD = ProviderRecord(
+    "anthropic",
+    Anthropic,
+    anthropic,
+    default_model="claude-sonnet-4-5",
+    env_vars=Anthropic.env_vars,
+    decoder=decode_anthropic,
+    messages=ANTHROPIC_MESSAGES,
+    wire_format="anthropic",
+    capabilities=Anthropic.capabilities_,
+    example={"base_url": "http://127.0.0.1:9"},
+)
+"""The Anthropic Messages provider."""

@@ -9,11 +9,13 @@ from urllib.parse import quote
 from reactivex import Observable
 
 from ..errors import ConfigError
-from ..tokens import StreamToken
+from ..operators import decode_gemini
+from ..tokens import Completion, StreamToken
 from ._base import Capabilities, HttpProvider, Messages, normalize_messages, normalize_tools
 from ._http import Timeouts
+from ._record import MessageFormat, ProviderRecord, ToolOutcome
 
-__all__ = ["GENERATION_CONFIG_NAMES", "Gemini", "gemini"]
+__all__ = ["GEMINI_MESSAGES", "GENERATION_CONFIG_NAMES", "RECORD", "Gemini", "gemini"]
 
 GENERATION_CONFIG_NAMES = {
     "temperature": "temperature",
@@ -90,8 +92,6 @@ class Gemini(HttpProvider):
         return f"{self.base_url}/v1beta/{quote(name)}:streamGenerateContent?alt=sse", body
 
     def decoder(self) -> Callable[[Observable[Any]], Observable[StreamToken]]:
-        from ..operators import decode_gemini
-
         return decode_gemini()
 
     def health_url(self) -> str:
@@ -128,3 +128,53 @@ def gemini(
     """
     provider = Gemini(api_key=api_key, base_url=base_url, timeout=timeout, headers=headers)
     return provider.stream(model, messages, tools=tools, **params)
+
+
+def _tool_turn(
+    completion: Completion, results: Sequence[ToolOutcome]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    parts: list[dict[str, Any]] = []
+    if completion.text:
+        parts.append({"text": completion.text})
+    for call in completion.tool_calls:
+        function_call: dict[str, Any] = {"name": call.name, "args": call.arguments}
+        if call.id:
+            function_call["id"] = call.id
+        parts.append({"functionCall": function_call})
+    responses: list[dict[str, Any]] = []
+    for call, result in zip(completion.tool_calls, results, strict=True):
+        if result.error is not None:
+            response: Any = {"error": result.error}
+        elif isinstance(result.result, dict):
+            response = result.result
+        else:
+            response = {"result": result.result}
+        function_response: dict[str, Any] = {"name": call.name, "response": response}
+        if call.id:
+            function_response["id"] = call.id
+        responses.append({"functionResponse": function_response})
+    return {"role": "model", "parts": parts}, [{"role": "user", "parts": responses}]
+
+
+def _final_turn(completion: Completion) -> dict[str, Any]:
+    return {"role": "model", "parts": [{"text": completion.text}]}
+
+
+GEMINI_MESSAGES = MessageFormat("gemini", _tool_turn, _final_turn)
+"""A ``model`` turn of ``text`` and ``functionCall`` parts, then a user turn of
+``functionResponse`` parts (a dict result as is, ``{"result": value}`` otherwise,
+``{"error": message}`` on failure)."""
+
+RECORD = ProviderRecord(
+    "gemini",
+    Gemini,
+    gemini,
+    default_model="gemini-2.5-flash",
+    env_vars=Gemini.env_vars,
+    decoder=decode_gemini,
+    messages=GEMINI_MESSAGES,
+    wire_format="gemini",
+    capabilities=Gemini.capabilities_,
+    example={"base_url": "http://127.0.0.1:9"},
+)
+"""The Gemini provider (``streamGenerateContent?alt=sse``)."""

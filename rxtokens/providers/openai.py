@@ -7,6 +7,7 @@ and most gateways speak too: point `openai_chat` (or `openai_compatible`) at the
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -14,11 +15,15 @@ from typing import Any
 from reactivex import Observable
 
 from ..errors import ConfigError
-from ..tokens import StreamToken
+from ..operators import decode_openai_chat, decode_openai_responses
+from ..tokens import Completion, StreamToken
 from ._base import Capabilities, HttpProvider, Messages, normalize_messages, normalize_tools
 from ._http import Timeouts
+from ._record import MessageFormat, ProviderRecord, ToolOutcome, tool_call_id, tool_result_text
 
 __all__ = [
+    "OPENAI_MESSAGES",
+    "RECORDS",
     "OpenAIChat",
     "OpenAICompatible",
     "OpenAIResponses",
@@ -86,8 +91,6 @@ class OpenAIChat(_OpenAIProvider):
         return f"{self.base_url}/chat/completions", body
 
     def decoder(self) -> Callable[[Observable[Any]], Observable[StreamToken]]:
-        from ..operators import decode_openai_chat
-
         return decode_openai_chat()
 
 
@@ -159,8 +162,6 @@ class OpenAIResponses(_OpenAIProvider):
         return f"{self.base_url}/responses", body
 
     def decoder(self) -> Callable[[Observable[Any]], Observable[StreamToken]]:
-        from ..operators import decode_openai_responses
-
         return decode_openai_responses()
 
 
@@ -252,3 +253,81 @@ def openai_responses(
     """
     provider = OpenAIResponses(api_key=api_key, base_url=base_url, timeout=timeout, headers=headers)
     return provider.stream(model, messages, tools=tools, **params)
+
+
+def _tool_turn(
+    completion: Completion, results: Sequence[ToolOutcome]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    assistant: dict[str, Any] = {
+        "role": "assistant",
+        "content": completion.text or None,
+        "tool_calls": [
+            {
+                "id": tool_call_id(call),
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                },
+            }
+            for call in completion.tool_calls
+        ],
+    }
+    replies = [
+        {"role": "tool", "tool_call_id": tool_call_id(call), "content": tool_result_text(result)}
+        for call, result in zip(completion.tool_calls, results, strict=True)
+    ]
+    return assistant, replies
+
+
+def _final_turn(completion: Completion) -> dict[str, Any]:
+    return {"role": "assistant", "content": completion.text}
+
+
+OPENAI_MESSAGES = MessageFormat("openai", _tool_turn, _final_turn)
+"""Chat Completions messages: an assistant turn with ``tool_calls`` (arguments as a JSON
+string), then one ``{"role": "tool", "tool_call_id", "content"}`` per call. The neutral
+message shape every provider here accepts, and the default of `rxtokens.register_provider`."""
+
+_LOCAL = {"base_url": "http://127.0.0.1:9/v1"}
+
+RECORDS = (
+    ProviderRecord(
+        "openai",
+        OpenAIChat,
+        openai_chat,
+        default_model="gpt-4o-mini",
+        env_vars=OpenAIChat.env_vars,
+        aliases=("openai_chat",),
+        decoder=decode_openai_chat,
+        messages=OPENAI_MESSAGES,
+        wire_format="openai_chat",
+        capabilities=OpenAIChat.capabilities_,
+        example=_LOCAL,
+    ),
+    ProviderRecord(
+        "openai_responses",
+        OpenAIResponses,
+        openai_responses,
+        default_model="gpt-4o-mini",
+        env_vars=OpenAIResponses.env_vars,
+        decoder=decode_openai_responses,
+        wire_format="openai_responses",
+        capabilities=OpenAIResponses.capabilities_,
+        example=_LOCAL,
+    ),
+    ProviderRecord(
+        "openai_compatible",
+        OpenAICompatible,
+        openai_compatible,
+        env_vars=OpenAICompatible.env_vars,
+        decoder=decode_openai_chat,
+        messages=OPENAI_MESSAGES,
+        wire_format="openai_chat",
+        capabilities=OpenAICompatible.capabilities_,
+        summary="An OpenAI-compatible server (vLLM, llama.cpp server, Ollama ...) at base_url.",
+        example=_LOCAL,
+    ),
+)
+"""The OpenAI providers: Chat Completions (``openai``, alias ``openai_chat``), the Responses
+API (its input items differ: not supported by ``run_agent``) and OpenAI-compatible servers."""

@@ -31,6 +31,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable
 from reactivex.scheduler import CurrentThreadScheduler
 
+from ..aio import from_async_iterable
 from ..errors import (
     ConfigError,
     ConnectionLostError,
@@ -38,7 +39,10 @@ from ..errors import (
     ProviderNotInstalledError,
     StreamError,
     StreamTimeoutError,
+    TruncatedStreamError,
 )
+from ..operators._decode_anthropic import AnthropicDecoder
+from ..operators._decode_openai import OpenAIChatDecoder, OpenAIResponsesDecoder
 from ..sse import SseEvent
 from ..tokens import StreamToken
 from ._http import HttpRequest, error_from_response
@@ -82,9 +86,6 @@ class _Translator:
         self.finished: set[int] = set()
 
     def feed(self, obj: Any) -> list[StreamToken]:
-        from ..operators._decode_anthropic import AnthropicDecoder
-        from ..operators._decode_openai import OpenAIChatDecoder, OpenAIResponsesDecoder
-
         data = _dump(obj)
         kind = data.get("type")
         if self.provider == "anthropic":
@@ -112,8 +113,6 @@ class _Translator:
 
     def close(self) -> list[StreamToken]:
         if self.decoder is None:
-            from ..errors import TruncatedStreamError
-
             raise TruncatedStreamError(
                 f"the {self.provider} SDK stream ended before any event", provider=self.provider
             )
@@ -225,8 +224,6 @@ def _adapt(
 
 
 def _adapt_async(stream: Any, provider: str) -> Observable[StreamToken]:
-    from ..aio import from_async_iterable
-
     used = threading.Lock()
 
     async def tokens() -> AsyncIterator[StreamToken]:

@@ -9,9 +9,8 @@ from typing import Any
 from reactivex import Observable
 
 from ..errors import ConfigError
-from ..providers import PROVIDERS, stream
-from ..registry import provider_entry
-from ..spec import parse_launch
+from ..providers import PROVIDERS, provider_records, stream
+from ..spec import parse_operators
 from ..tokens import StreamToken
 from .state import Operator, UpstreamFactory
 
@@ -50,11 +49,7 @@ def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> lis
     if pipeline is None:
         return []
     if isinstance(pipeline, str):
-        # operators only: borrow the launch grammar with a placeholder source
-        spec = parse_launch(f"testing prompt=x ! {pipeline}")
-        if spec.sinks:
-            raise ConfigError(f"the server pipeline {pipeline!r} must not contain sinks")
-        return [op.build() for op in spec.operators]
+        return [op.build() for op in parse_operators(pipeline)]
     if callable(pipeline):
         return [pipeline]
     if not isinstance(pipeline, Iterable):
@@ -76,12 +71,8 @@ def _secrets(token: str | None, options: Mapping[str, Any]) -> tuple[str, ...]:
     provider found in the environment (specs may start any provider).
     """
     found = [token, options.get("api_key")]
-    for name in PROVIDERS:
-        try:
-            env_vars = provider_entry(name).env_vars
-        except ConfigError:
-            continue
-        found.extend(os.environ.get(var) for var in env_vars)
+    for record in provider_records().values():
+        found.extend(os.environ.get(var) for var in record.env_vars)
     return tuple(dict.fromkeys(s for s in found if isinstance(s, str) and len(s) >= 4))
 
 

@@ -34,7 +34,9 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..inflight import KeywordClassifier, ToolRegistry, detect_intents, run_agent
+from ..providers import ProviderRecord, close_sessions
 from ..tokens import Completion
+from .loopback import demo_providers
 from .server import ProviderServer, RecordedRequest, Reply
 from .wire import Script, ScriptedToolCall
 
@@ -142,8 +144,13 @@ def demo_scripts() -> tuple[Script, Script]:
     return first, final
 
 
-DEMO_PROVIDERS = ("openai", "anthropic", "gemini")
-"""The providers the demo can speak."""
+DEMO_PROVIDERS = tuple(
+    record.name
+    for record in dict.fromkeys(demo_providers().values())
+    if record.messages is not None and not record.capabilities.local
+)
+"""The providers the demo can speak: hosted ones with a tool-result message format whose
+wire format the loopback server speaks (``openai``, ``anthropic``, ``gemini``)."""
 
 
 @dataclass
@@ -164,18 +171,11 @@ class DemoRun:
     requests: list[RecordedRequest] = field(default_factory=list)
 
 
-def _factory(provider: str) -> Callable[..., Observable[Any]]:
-    from ..providers import anthropic, gemini, openai_chat
-
-    factories: dict[str, Callable[..., Observable[Any]]] = {
-        "openai": openai_chat,
-        "anthropic": anthropic,
-        "gemini": gemini,
-    }
-    factory = factories.get(provider)
-    if factory is None:
-        raise ConfigError(f"unknown demo provider {provider!r}; known: {', '.join(factories)}")
-    return factory
+def _record(provider: str) -> ProviderRecord:
+    record = demo_providers().get(provider)
+    if record is None or provider not in DEMO_PROVIDERS:
+        raise ConfigError(f"unknown demo provider {provider!r}; known: {', '.join(DEMO_PROVIDERS)}")
+    return record
 
 
 async def run_assistant_demo(
@@ -198,7 +198,7 @@ async def run_assistant_demo(
     Returns:
         A `DemoRun`.
     """
-    factory = _factory(provider)
+    record = _record(provider)
     tools = demo_tools()
     schemas = tools.schemas()
     classifier = demo_classifier()
@@ -211,12 +211,12 @@ async def run_assistant_demo(
         before = len(srv.requests)
         srv.queue(Reply(script=first, delay=delay), Reply(script=final, delay=delay))
         base_url = srv.base_url_for(provider)
-        model = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5"}.get(
-            provider, "gemini-2.5-flash"
-        )
+        model = record.default_model
 
         def source(messages: Sequence[dict[str, Any]]) -> Observable[Any]:
-            tokens = factory(model, messages, tools=schemas, base_url=base_url, api_key="demo")
+            tokens = record.stream(
+                model, messages, tools=schemas, base_url=base_url, api_key="demo"
+            )
             return tokens.pipe(detect_intents(classifier))
 
         agent = run_agent(source, tools, prompt, provider=provider, max_steps=3)
@@ -244,8 +244,6 @@ async def run_assistant_demo(
         return DemoRun(seen, agent.result, agent.messages, srv.requests[before:])
     finally:
         if own:
-            from ..providers import close_sessions
-
             await close_sessions()
             await srv.close()
 

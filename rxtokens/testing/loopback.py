@@ -2,8 +2,9 @@
 
 - `demo_stream` runs the loopback `ProviderServer` in a thread and gives a real
   provider Observable over real HTTP against it (what ``python -m rxtokens demo`` shows).
-- `loopback_provider` is the ``"testing"`` entry of the provider registry: OpenAI Chat
-  Completions against a shared loopback server started on first use.
+- `loopback_provider` is the factory of the ``"testing"`` provider (its `RECORD`, found
+  through the entry point group ``rxtokens.providers``): OpenAI Chat Completions against a
+  shared loopback server started on first use.
 - `replay` decodes a recorded transcript (a bundled name, a file or bytes) synchronously.
 """
 
@@ -13,7 +14,7 @@ import atexit
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,29 +22,45 @@ import reactivex
 from reactivex import Observable
 
 from ..errors import ConfigError
-from ..providers._base import Capabilities
-from ..providers._http import Timeouts
-from ..providers.openai import OpenAIChat
+from ..operators import decode_openai_chat, parse_sse
+from ..providers import (
+    OPENAI_MESSAGES,
+    Capabilities,
+    OpenAIChat,
+    ProviderRecord,
+    Timeouts,
+    provider_records,
+)
 from ..tokens import StreamToken
 from .server import ProviderServer, Reply
+from .transcripts import TRANSCRIPTS, load_expected, load_transcript
+from .wire import FORMATS
 
 __all__ = [
-    "DEMO_MODELS",
+    "RECORD",
     "LoopbackProvider",
+    "demo_providers",
     "demo_stream",
     "loopback_provider",
+    "loopback_stream",
     "replay",
     "shared_server",
 ]
 
-DEMO_MODELS: dict[str, str] = {
-    "openai": "gpt-4o-mini",
-    "openai_chat": "gpt-4o-mini",
-    "openai_responses": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-5",
-    "gemini": "gemini-2.5-flash",
-}
-"""The model name each demo provider reports."""
+
+def demo_providers() -> dict[str, ProviderRecord]:
+    """The providers the loopback server can stand in for: a wire format it speaks and a
+    default model (name and alias -> record).
+
+    Example:
+        >>> demo_providers()["openai_chat"].wire_format
+        'openai_chat'
+    """
+    return {
+        name: record
+        for name, record in provider_records().items()
+        if record.wire_format in FORMATS and record.default_model
+    }
 
 
 @contextlib.contextmanager
@@ -61,7 +78,8 @@ def demo_stream(
 
     Args:
         prompt: the user's prompt.
-        provider: ``openai`` (chat), ``openai_responses``, ``anthropic`` or ``gemini``.
+        provider: ``openai`` (chat), ``openai_responses``, ``anthropic``, ``gemini`` ...
+            (see `demo_providers`).
         delay: seconds between events.
 
     Raises:
@@ -73,21 +91,14 @@ def demo_stream(
         ...     run(tokens).text.startswith('You asked: "What is rxtokens?"')
         True
     """
-    from ..providers import anthropic, gemini, openai_chat, openai_responses
-
-    factories: dict[str, Callable[..., Observable[StreamToken]]] = {
-        "openai": openai_chat,
-        "openai_chat": openai_chat,
-        "openai_responses": openai_responses,
-        "anthropic": anthropic,
-        "gemini": gemini,
-    }
-    factory = factories.get(provider)
-    if factory is None:
-        raise ConfigError(f"unknown demo provider {provider!r}; known: {', '.join(factories)}")
+    record = demo_providers().get(provider)
+    if record is None or record.wire_format is None or record.default_model is None:
+        raise ConfigError(
+            f"unknown demo provider {provider!r}; known: {', '.join(demo_providers())}"
+        )
     with ProviderServer.running_in_thread(default=Reply(delay=delay)) as server:
-        yield factory(
-            DEMO_MODELS[provider],
+        yield record.stream(
+            record.default_model,
             prompt,
             base_url=server.base_url_for(provider),
             api_key="demo-key",
@@ -167,20 +178,8 @@ def replay(
         >>> replay("openai_chat_text").pipe(aggregate()).run().finish_reason
         'stop'
     """
-    from ..operators import (
-        decode_anthropic,
-        decode_gemini,
-        decode_openai_chat,
-        decode_openai_responses,
-        parse_sse,
-    )
-    from .transcripts import TRANSCRIPTS, load_expected, load_transcript
-
-    decoders: dict[str, Callable[[], Any]] = {
-        "openai_chat": decode_openai_chat,
-        "openai_responses": decode_openai_responses,
-        "anthropic": decode_anthropic,
-        "gemini": decode_gemini,
+    decoders = {
+        r.wire_format: r.decoder for r in provider_records().values() if r.decoder and r.wire_format
     }
     if isinstance(source, bytes | bytearray):
         body = bytes(source)
@@ -196,12 +195,63 @@ def replay(
             )
         body = path.read_bytes()
     fmt = decoder or "openai_chat"
-    if fmt not in decoders:
-        raise ConfigError(f"unknown decoder {fmt!r}; known: {', '.join(decoders)}")
+    decoder_of = decoders.get(fmt)
+    if decoder_of is None:
+        raise ConfigError(f"unknown decoder {fmt!r}; known: {', '.join(sorted(decoders))}")
     if chunk_size is not None and (
         isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1
     ):
         raise ConfigError(f"chunk_size must be an int >= 1 or None, got {chunk_size!r}")
     size = chunk_size or max(1, len(body))
     chunks = [body[i : i + size] for i in range(0, len(body), size)]
-    return reactivex.from_iterable(chunks).pipe(parse_sse(), decoders[fmt]())
+    return reactivex.from_iterable(chunks).pipe(parse_sse(), decoder_of())
+
+
+def loopback_stream(
+    model: str,
+    messages: str | Sequence[Mapping[str, Any]],
+    *,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    include_usage: bool = True,
+    **params: Any,
+) -> Observable[StreamToken]:
+    """The bundled loopback server over real HTTP (OpenAI Chat wire format), no API key.
+
+    Args:
+        model: any name (the server reports it back).
+        messages: a prompt or messages.
+        tools: neutral tool dicts.
+        api_key: sent as a bearer token (the shared server needs none).
+        base_url: a `rxtokens.testing.ProviderServer` URL (default: one shared server
+            started in this process on first use).
+        timeout: seconds for each phase (connect, first byte, between chunks).
+        headers: extra HTTP headers.
+        include_usage: ask for the trailing usage chunk.
+        **params: more request fields (``n``, ``temperature`` ...).
+    """
+    provider = loopback_provider(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=timeout,
+        headers=headers,
+        include_usage=include_usage,
+    )
+    return provider.stream(model, messages, tools=tools, **params)
+
+
+RECORD = ProviderRecord(
+    "testing",
+    loopback_provider,
+    loopback_stream,
+    default_model="rxtokens-test",
+    env_vars=LoopbackProvider.env_vars,
+    decoder=decode_openai_chat,
+    messages=OPENAI_MESSAGES,
+    wire_format="openai_chat",
+    capabilities=LoopbackProvider.capabilities_,
+)
+"""The ``testing`` provider (entry point ``testing`` of the group ``rxtokens.providers``)."""

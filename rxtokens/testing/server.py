@@ -42,6 +42,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ConfigError
+from ..providers import find_provider
 from .wire import Script, encode
 
 __all__ = [
@@ -276,8 +277,14 @@ class ProviderServer:
         return f"http://{self.host}:{self.port}"
 
     def base_url_for(self, provider: str) -> str:
-        """The ``base_url`` a provider (or its SDK) expects: OpenAI ones include ``/v1``."""
-        return self.base_url + ("/v1" if provider.startswith("openai") else "")
+        """The ``base_url`` a provider (or its SDK) expects: OpenAI ones include ``/v1``.
+
+        Args:
+            provider: a provider name (its record's wire format decides) or a wire format.
+        """
+        record = find_provider(provider)
+        fmt = record.wire_format if record is not None and record.wire_format else provider
+        return self.base_url + ("/v1" if fmt.startswith("openai") else "")
 
     async def start(self) -> None:
         """Start listening on an ephemeral port."""
