@@ -67,11 +67,12 @@ def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> lis
 def _secrets(token: str | None, options: Mapping[str, Any]) -> tuple[str, ...]:
     """Every secret the server holds, by value: masked in everything it sends or logs.
 
-    The bearer token, the configured ``api_key`` and the API keys of every
-    provider found in the environment (specs may start any provider).
+    The bearer token, the configured ``api_key`` and the API keys, found in the
+    environment, of every provider loaded so far (specs may start any of them;
+    loading entry points here would import packages the server does not use).
     """
     found = [token, options.get("api_key")]
-    for record in provider_records().values():
+    for record in provider_records(entry_points=False).values():  # loaded ones: no import
         found.extend(os.environ.get(var) for var in record.env_vars)
     return tuple(dict.fromkeys(s for s in found if isinstance(s, str) and len(s) >= 4))
 
