@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,10 +61,25 @@ class Running:
 
 
 @contextlib.asynccontextmanager
-async def running(reply: Reply | None = None, **options: Any) -> AsyncIterator[Running]:
-    """Start the loopback provider, the app and a client session (all closed at the end)."""
+async def running(
+    reply: Reply | None = None,
+    *,
+    allow_provider: bool = False,
+    api_key: str | None = None,
+    **options: Any,
+) -> AsyncIterator[Running]:
+    """Start the loopback provider, the app and a client session (all closed at the end).
+
+    `allow_provider` adds the loopback provider's URL to ``allow_base_urls``;
+    `api_key` is the upstream key the app is configured with.
+    """
     async with ProviderServer(default=reply or Reply()) as provider:
-        options.setdefault("upstream_options", {"base_url": provider.base_url_for("openai")})
+        upstream = {"base_url": provider.base_url_for("openai")}
+        if api_key is not None:
+            upstream["api_key"] = api_key
+        options.setdefault("upstream_options", upstream)
+        if allow_provider:
+            options["allow_base_urls"] = [provider.base_url_for("openai")]
         app = create_app(**options)
         token = app_token(app) or ""
         server = TestServer(app)
@@ -94,3 +110,16 @@ async def read_events(
 def token_text(events: list[SseEvent]) -> str:
     """The joined text of the ``text`` events."""
     return "".join(json.loads(e.data)["text"] for e in events if e.event == "text")
+
+
+async def until(
+    condition: Callable[[], object],
+    timeout: float = 20.0,  # noqa: ASYNC109 (a poll count, not a deadline to wrap)
+    every: float = 0.01,
+) -> None:
+    """Poll `condition` every `every` seconds until it is true (TimeoutError after `timeout`)."""
+    for _ in range(max(1, round(timeout / every))):
+        if condition():
+            return
+        await asyncio.sleep(every)
+    raise TimeoutError(f"condition not met within {timeout} s")

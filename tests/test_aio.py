@@ -31,6 +31,7 @@ from rxtokens import (
     Usage,
 )
 from rxtokens.aio import (
+    BoundedSink,
     EmptyStreamError,
     FlowControl,
     ThreadSafeObserver,
@@ -780,3 +781,50 @@ async def test_collect_rejects_what_is_not_an_observable() -> None:
 
     with pytest.raises(ConfigError, match="got int"):
         await collect(3)  # type: ignore[arg-type]
+
+
+# --- BoundedSink: the batch side the server reads ------------------------------------------
+
+
+async def test_bounded_sink_drains_in_batches_and_ends() -> None:
+    sink: BoundedSink[int] = BoundedSink(100)
+    sink.start(reactivex.from_iterable(range(10)))
+    await sink.ready()
+    assert sink.drain(4) == [0, 1, 2, 3]
+    assert sink.ended() == (False, None)  # items are still queued
+    assert sink.drain(100) == [4, 5, 6, 7, 8, 9]
+    assert sink.ended() == (True, None)
+    assert sink.drain(5) == []
+
+
+async def test_bounded_sink_exempts_what_arrives_at_subscription_then_bounds_the_rest() -> None:
+    subject: Subject[int] = Subject()
+    replay = reactivex.concat(reactivex.from_iterable(range(50)), subject)
+    sink: BoundedSink[int] = BoundedSink(5, exempt_initial=True)
+    sink.start(replay)
+    assert len(sink.queue) == 50  # the replay does not count
+    assert sink.terminal is None
+    for i in range(5):
+        subject.on_next(100 + i)  # the consumer is busy: nothing is drained
+    assert sink.terminal is None
+    subject.on_next(105)  # the sixth live item overflows at once, while nobody reads
+    assert sink.overflowed
+    assert not subject.observers  # the subscription is disposed
+    assert sink.ended() == (False, None)  # what was queued can still be read ...
+    sink.drain(1000)
+    ended, error = sink.ended()
+    assert ended
+    assert isinstance(error, BackpressureOverflowError)
+
+
+async def test_bounded_sink_stop_ends_after_the_queued_items() -> None:
+    subject: Subject[int] = Subject()
+    sink: BoundedSink[int] = BoundedSink(10)
+    sink.start(subject)
+    subject.on_next(1)
+    sink.stop()
+    assert not subject.observers
+    assert sink.stopped
+    await sink.ready()
+    assert sink.drain(10) == [1]
+    assert sink.ended() == (True, None)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import logging
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,7 +16,7 @@ from rxtokens.server import app_token, create_app, start_server
 from rxtokens.testing import Reply
 from rxtokens.testing.server import default_script
 
-from .server_helpers import read_events, running, token_text
+from .server_helpers import Running, read_events, running, token_text
 
 EXPECTED = default_script("hi").text
 
@@ -204,3 +207,224 @@ async def test_the_default_upstream_is_a_bundled_demo_provider() -> None:
         await runner.cleanup()
         await close_sessions()
     assert text == default_script("demo").text
+
+
+# --- hostile input (issue 15) -------------------------------------------------------------
+
+DEEP_JSON = '{"prompt": ' + "[" * 20_000 + "]" * 20_000 + "}"
+DEEP_CHAT = '{"messages": ' + "[" * 20_000 + "]" * 20_000 + "}"
+
+
+async def _raw_request(srv: Running, head: bytes) -> bytes:
+    """Send raw request bytes (headers no client library would send) and read the answer."""
+    reader, writer = await asyncio.open_connection(srv.server.host, srv.server.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+def _gguf_without_llama_cpp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A file that passes the GGUF check, with llama-cpp-python 'not installed'."""
+    from rxtokens.errors import ProviderNotInstalledError
+
+    llama = importlib.import_module("rxtokens.providers.llama")  # the function shadows it
+
+    def missing() -> None:
+        raise ProviderNotInstalledError("llama-cpp-python", "local")
+
+    monkeypatch.setattr(llama, "_import_llama_cpp", missing)
+    path = tmp_path / "m.gguf"
+    path.write_bytes(b"GGUF" + bytes(64))
+    return str(path)
+
+
+async def test_bad_requests_to_every_route_are_4xx_json_errors_without_a_traceback(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    model = _gguf_without_llama_cpp(tmp_path, monkeypatch)
+    async with running(allow_specs=True) as srv:
+        sid = await srv.start("hi")
+        json_type = {"Content-Type": "application/json"}
+        chat = "/v1/chat/completions"
+        events = f"/v1/streams/{sid}/events"
+        table: list[tuple[str, str, dict[str, str], str | None, int]] = [
+            # method, path, headers, body, expected status
+            ("POST", "/v1/streams", json_type, DEEP_JSON, 400),
+            ("POST", chat, json_type, DEEP_CHAT, 400),
+            ("POST", "/v1/streams", json_type, "{not json", 400),
+            ("POST", "/v1/streams", json_type, "[1, 2]", 400),
+            ("POST", "/v1/streams", {"Content-Type": "text/plain"}, "hi", 415),
+            ("POST", "/v1/streams", json_type, '{"prompt": 42}', 400),
+            ("POST", "/v1/streams", json_type, '{"prompt": "x", "keep_alive": "y"}', 400),
+            ("POST", "/v1/streams", json_type, '{"messages": "x"}', 400),
+            ("POST", "/v1/streams", json_type, '{"launch": 42}', 400),
+            ("POST", "/v1/streams", json_type, '{"spec": [1]}', 400),
+            (
+                "POST",
+                "/v1/streams",
+                json_type,
+                '{"launch": "testing prompt=' + "[" * 5000 + '"}',
+                400,
+            ),
+            (
+                "POST",
+                "/v1/streams",
+                json_type,
+                json.dumps({"launch": "testing prompt=" + "[" * 5000 + "]" * 5000}),
+                400,
+            ),
+            (
+                "POST",
+                "/v1/streams",
+                json_type,
+                json.dumps({"launch": f"llama:{model} prompt=hi"}),
+                400,
+            ),
+            ("POST", "/v1/streams", json_type, "x" * 70_000, 413),
+            ("POST", chat, json_type, '{"messages": []}', 400),
+            ("POST", chat, json_type, '{"messages": [{"role": "user"}], "model": 5}', 400),
+            (
+                "POST",
+                chat,
+                json_type,
+                json.dumps({"messages": [{"role": "user", "content": "hi"}], "n": 5000}),
+                400,
+            ),
+            ("GET", events, {"Last-Event-ID": "abc"}, None, 400),
+            ("GET", events, {"Last-Event-ID": "9" * 30}, None, 400),
+            ("GET", events + "?last_event_id=%C2%B2", {}, None, 400),
+            ("GET", "/v1/streams/nope", {}, None, 404),
+            ("GET", "/v1/streams/nope/events", {}, None, 404),
+            ("DELETE", "/v1/streams/nope", {}, None, 404),
+            ("PUT", "/v1/streams", {}, None, 405),
+            ("GET", "/v1/nothing-here", {}, None, 404),
+            ("GET", "/static/..%2F..%2Fetc%2Fpasswd", {}, None, 404),
+        ]
+        for method, path, headers, body, status in table:
+            async with srv.session.request(
+                method, srv.url(path), headers={**srv.auth, **headers}, data=body
+            ) as response:
+                text = await response.text()
+                assert response.status == status, (method, path, body and body[:40], text)
+                error = json.loads(text)["error"]
+                assert error["type"], text
+                assert error["message"], text
+        # headers a client library would not send: raw bytes
+        raw = [
+            (f"GET {events} HTTP/1.1\r\nLast-Event-ID: ²\r\n", 400),
+            (f"GET {events} HTTP/1.1\r\nLast-Event-ID: ١٢\r\n", 400),
+            ("GET /v1/models HTTP/1.1\r\nAuthorization: Bearer \udcff\udcfe\r\n", 401),
+            (f"GET {events} HTTP/1.1\r\nAuthorization: Bearer \udcff\udcfe\r\n", 401),
+        ]
+        for head, status in raw:
+            head = head.replace("\r\nLast", f"\r\nAuthorization: Bearer {srv.token}\r\nLast")
+            answer = await _raw_request(
+                srv,
+                (head + "Host: x\r\nConnection: close\r\n\r\n").encode("utf-8", "surrogateescape"),
+            )
+            assert answer.startswith(f"HTTP/1.1 {status} ".encode()), (head, answer[:80])
+            assert b'"error"' in answer
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_client_chosen_base_urls_are_refused_with_403(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-the-servers-own-openai-key")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "the-servers-own-anthropic-key")
+    monkeypatch.setenv("GEMINI_API_KEY", "the-servers-own-gemini-key")
+    async with running(allow_specs=True) as srv:
+        elsewhere = srv.provider.base_url_for("openai")  # a host the client chose
+        for launch in (
+            f"openai:gpt-4o-mini prompt=x base_url={elsewhere}",
+            f"anthropic:claude-x prompt=x base_url={srv.provider.base_url_for('anthropic')}",
+            f"gemini:gemini-x prompt=x base_url={srv.provider.base_url_for('gemini')}",
+        ):
+            async with srv.session.post(
+                srv.url("/v1/streams"), json={"launch": launch}, headers=srv.auth
+            ) as response:
+                assert response.status == 403, await response.text()
+                assert (await response.json())["error"]["type"] == "base_url_not_allowed"
+        await asyncio.sleep(0.05)
+        assert srv.provider.requests == []  # no key was sent anywhere
+    # an allowed base URL works
+    async with running(allow_specs=True, allow_provider=True) as srv:
+        base = srv.provider.base_url_for("openai")
+        async with srv.session.post(
+            srv.url("/v1/streams"),
+            json={"launch": f"testing prompt=hi base_url={base}/"},
+            headers=srv.auth,
+        ) as response:
+            assert response.status == 201, await response.text()
+
+
+async def test_every_configured_secret_is_masked_by_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = "plain-anthropic-value-42"  # not shaped like a key
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    reply = Reply(status=400, error_message=f"echo {secret} and upstream-key-xyz-1")
+    async with running(reply, api_key="upstream-key-xyz-1") as srv:
+        assert srv.token not in repr(srv.state)
+        assert "upstream-key-xyz-1" not in repr(srv.state)
+        assert "***" in repr(srv.state)
+        stream_id = await srv.start("hi")
+        async with srv.session.get(
+            srv.url(f"/v1/streams/{stream_id}/events"), headers=srv.auth
+        ) as response:
+            events = await read_events(response)
+        assert events[-1].event == "error"
+        status = await srv.status(stream_id)
+        async with srv.session.post(
+            srv.url("/v1/chat/completions"),
+            json={"messages": [{"role": "user", "content": "hi"}]},
+            headers=srv.auth,
+        ) as response:
+            chat = await response.text()
+        for text in (events[-1].data, json.dumps(status), chat, repr(srv.state.streams)):
+            assert secret not in text, text
+            assert "upstream-key-xyz-1" not in text, text
+        assert "echo ***" in events[-1].data
+
+
+async def test_one_read_token_cannot_take_everyones_slots() -> None:
+    async with running(Reply(delay=0.05), max_clients=20) as srv:
+        async with srv.session.post(
+            srv.url("/v1/streams"), json={"prompt": "a"}, headers=srv.auth
+        ) as response:
+            created = await response.json()
+        url = srv.url(created["events_url"])
+        reader = {"Authorization": f"Bearer {created['read_token']}"}
+        opened = []
+        statuses = []
+        for _ in range(20):
+            response = await srv.session.get(url, headers=reader)
+            statuses.append(response.status)
+            opened.append(response)
+        try:
+            assert statuses.count(200) == 5  # max_clients // 4 per read token
+            assert set(statuses[5:]) == {429}
+            other = await srv.start("b")  # the owner's other streams still answer
+            async with srv.session.get(
+                srv.url(f"/v1/streams/{other}/events"), headers=srv.auth
+            ) as response:
+                assert response.status == 200
+        finally:
+            for response in opened:
+                response.close()
+    async with running(Reply(delay=0.05), max_clients=20, max_clients_per_stream=2) as srv:
+        sid = await srv.start("a")
+        url = srv.url(f"/v1/streams/{sid}/events")
+        first = await srv.session.get(url, headers=srv.auth)
+        second = await srv.session.get(url, headers=srv.auth)
+        async with srv.session.get(url, headers=srv.auth) as third:
+            assert (first.status, second.status, third.status) == (200, 200, 429)
+            assert "max_clients_per_stream" in (await third.json())["error"]["message"]
+        first.close()
+        second.close()

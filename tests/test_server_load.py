@@ -1,4 +1,4 @@
-"""Load (bounded, loopback only): 500 concurrent SSE clients on 20 streams.
+"""Load (bounded, loopback only): 500 concurrent SSE clients on 20 streams; 50 that never read.
 
 The upstream of each stream sends a few tokens, then waits until all 500 clients are
 attached (each has seen a token), then sends the rest: so all 500 connections are
@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 from reactivex import Observable
 
 from rxtokens.aio import from_async_iterable
 from rxtokens.sse import SseParser
 from rxtokens.tokens import Finish, StreamToken, TextDelta
 
-from .server_helpers import running
+from .server_helpers import running, until
 
 STREAMS = 20
 CLIENTS = 500
@@ -78,3 +81,60 @@ async def test_500_clients_on_20_streams_all_receive_every_token() -> None:
             assert seqs == list(range(1, WORDS + 2))  # every token, in order, once
         for stream_id in ids:
             assert (await srv.status(stream_id))["status"] == "done"
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+GROWTH_BOUND_MB = 150
+"""Peak memory growth allowed for 50 non-reading clients on a 200,000-token stream.
+
+Measured: ~64 MB (of which the stream's own replay log is the larger part) and all
+clients dropped in ~3 s; before the clients were bounded: +728 MB for ~37 s.
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="measures Linux RSS")
+async def test_50_clients_that_never_read_keep_memory_bounded() -> None:
+    gate = asyncio.Event()
+
+    def upstream(prompt: Any, params: dict[str, Any]) -> Observable[StreamToken]:
+        async def tokens() -> AsyncIterator[StreamToken]:
+            await gate.wait()
+            for i in range(200_000):
+                yield TextDelta(f"w{i} ")
+            yield Finish("stop")
+
+        return from_async_iterable(tokens)
+
+    base = _rss_mb()
+    async with running(upstream=upstream, max_clients=100) as srv:
+        stream_id = await srv.start("hi")
+        writers = []
+        for _ in range(50):  # ask for the events, then never read
+            _reader, writer = await asyncio.open_connection(srv.server.host, srv.server.port)
+            writer.write(
+                f"GET /v1/streams/{stream_id}/events HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {srv.token}\r\n\r\n".encode()
+            )
+            writers.append(writer)
+        try:
+            await until(lambda: len(srv.state.queues) == 50)
+            gate.set()
+            final = srv.state.streams[stream_id].final
+            assert final is not None
+            peak = [base]
+            start = time.monotonic()
+
+            def over() -> bool:
+                peak[0] = max(peak[0], _rss_mb())
+                return final.done() and not srv.state.queues
+
+            await until(over, timeout=60, every=0.05)
+            peak = max(peak[0], _rss_mb())
+            assert peak - base < GROWTH_BOUND_MB, (base, peak, time.monotonic() - start)
+        finally:
+            for writer in writers:
+                writer.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from rxtokens.testing import Reply
 from rxtokens.testing.server import default_script
 from rxtokens.tokens import Finish, TextDelta
 
-from .server_helpers import read_events, running, token_text
+from .server_helpers import read_events, running, token_text, until
 
 EXPECTED = default_script("hi").text
 
@@ -229,7 +231,7 @@ async def test_heartbeat_comments_keep_idle_streams_alive() -> None:
 
 
 async def test_specs_and_launch_strings_when_allowed() -> None:
-    async with running(allow_specs=True) as srv:
+    async with running(allow_specs=True, allow_provider=True) as srv:
         base = srv.provider.base_url_for("openai")
         launch = f"testing prompt=hi base_url={base} ! redact pattern=rxtokens replacement=RX"
         spec = {
@@ -342,3 +344,109 @@ async def test_only_max_retained_ended_streams_are_kept() -> None:
             await asyncio.sleep(0)  # the done-callback runs
             ids.append(stream_id)
         assert sorted(srv.state.streams) == sorted(ids[2:])  # the two oldest were purged
+
+
+def _flood(count: int, gate: asyncio.Event, size: int = 1000) -> Any:
+    """An upstream that sends `count` tokens of `size` characters as fast as it can.
+
+    It starts when `gate` is set (a client is attached: the tokens are live, not replay).
+    """
+    from rxtokens.aio import from_async_iterable
+
+    def upstream(_prompt: Any, _params: dict[str, Any]) -> Any:
+        async def tokens() -> Any:
+            await gate.wait()
+            for i in range(count):
+                yield TextDelta(f"{i:08d}".ljust(size, "x"))
+            yield Finish("stop")
+
+        return from_async_iterable(tokens)
+
+    return upstream
+
+
+async def _silent_client(
+    srv: Any, stream_id: str, gate: asyncio.Event
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A client that asks for the events and then never reads; `gate` is set once it is in."""
+    reader, writer = await asyncio.open_connection(srv.server.host, srv.server.port)
+    writer.write(
+        f"GET /v1/streams/{stream_id}/events HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: Bearer {srv.token}\r\n\r\n".encode()
+    )
+    await writer.drain()
+    await until(lambda: srv.state.queues)
+    gate.set()
+    return reader, writer
+
+
+async def _read_to_the_end(reader: asyncio.StreamReader) -> None:
+    """Read what the server still sends until it closes the connection."""
+    async with asyncio.timeout(20):
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(1 << 16):
+                pass
+
+
+async def test_a_client_that_stops_reading_is_dropped_within_its_bound(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The queue stays within max_pending while writes block, and the client is dropped."""
+    caplog.set_level(logging.INFO, logger="rxtokens.server")
+    gate = asyncio.Event()
+    max_pending = 500
+    async with running(
+        upstream=_flood(20_000, gate), max_pending=max_pending, write_timeout=30, grace=0
+    ) as srv:
+        stream_id = await srv.start("hi")
+        reader, writer = await _silent_client(srv, stream_id, gate)
+        try:
+            longest = [0]
+
+            def dropped() -> bool:  # when it falls max_pending behind
+                for reader in list(srv.state.queues):
+                    sink = reader.sink  # type: ignore[attr-defined]
+                    longest[0] = max(longest[0], len(sink.queue) - sink.exempt)
+                return not srv.state.queues
+
+            await until(dropped, every=0.005)
+            assert longest[0] <= max_pending
+            assert "fell too far behind" in caplog.text
+            await _read_to_the_end(reader)  # the connection is closed
+        finally:
+            writer.close()
+
+
+async def test_a_client_whose_writes_block_is_dropped_after_write_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rxtokens.server")
+    gate = asyncio.Event()
+    async with running(
+        upstream=_flood(20_000, gate), max_pending=1_000_000, write_timeout=0.3, grace=0
+    ) as srv:
+        stream_id = await srv.start("hi")
+        reader, writer = await _silent_client(srv, stream_id, gate)
+        try:
+            await until(lambda: not srv.state.queues)
+            assert "write_timeout" in caplog.text
+            await _read_to_the_end(reader)
+        finally:
+            writer.close()
+
+
+async def test_an_ended_stream_is_purged_even_with_a_client_that_stopped_reading() -> None:
+    gate = asyncio.Event()
+    async with running(
+        upstream=_flood(20_000, gate), max_pending=1_000_000, write_timeout=60, retention=0.1
+    ) as srv:
+        stream_id = await srv.start("hi")
+        _reader, writer = await _silent_client(srv, stream_id, gate)
+        try:
+            await until(lambda: stream_id not in srv.state.streams)
+            async with srv.session.get(
+                srv.url(f"/v1/streams/{stream_id}"), headers=srv.auth
+            ) as response:
+                assert response.status == 404
+        finally:
+            writer.close()

@@ -44,11 +44,12 @@ Example:
 from ..errors import EmptyStreamError
 from ._await import collect, first, last, run, run_sync, to_list
 from ._flow import FlowControl, current_flow_control, flow_control_scope
-from ._sink import ObservableAsyncIterator, to_async_iterator
+from ._sink import BoundedSink, ObservableAsyncIterator, to_async_iterator
 from ._source import from_async_iterable
 from ._threads import ThreadSafeObserver, observe_on_loop
 
 __all__ = [
+    "BoundedSink",
     "EmptyStreamError",
     "FlowControl",
     "ObservableAsyncIterator",

@@ -1,4 +1,4 @@
-"""Observable -> async iterator: the one bounded sink (`to_async_iterator`)."""
+"""Observable -> async iterator: the one bounded sink (`BoundedSink`, `to_async_iterator`)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,42 @@ from ._flow import FlowControl, flow_control_scope, resolve_threadsafe
 
 T = TypeVar("T")
 
+__all__ = ["BoundedSink", "ObservableAsyncIterator", "to_async_iterator"]
+
 
 # --- Observable -> async iterator -----------------------------------------------------------
 
 _COMPLETED: Any = object()
+_STOPPED: Any = object()
 
 
-class _Sink(Generic[T]):
-    """The queue behind an `ObservableAsyncIterator` (what the subscription references).
+class BoundedSink(Generic[T]):
+    """A bounded queue fed by an Observable and read on the event loop.
 
-    Kept apart from the iterator so that a running source does not keep the
-    user-facing iterator alive: an iterator dropped without ``aclose()`` is
-    garbage-collected and disposes the subscription.
+    The queue behind `ObservableAsyncIterator` (``get``, one item at a time),
+    and behind the server's event connections (`ready` then `drain`, in
+    batches). Kept apart from the iterator so that a running source does not
+    keep the user-facing iterator alive: an iterator dropped without
+    ``aclose()`` is garbage-collected and disposes the subscription.
+
+    Bound: a source that cannot be paused and pushes more than `max_pending`
+    queued items ends the sink with `BackpressureOverflowError` (``overflowed``
+    is True) and the subscription is disposed, whether or not the consumer is
+    busy meanwhile. With ``exempt_initial=True`` what the source pushes during
+    `start` (a replay) does not count toward the bound.
+
+    Terminal state (``terminal``): None while running, then the completion
+    marker, the error, or the stop marker of `stop` (`ended` tells them apart).
+
+    Example:
+        >>> import reactivex
+        >>> async def main():
+        ...     sink = BoundedSink(8)
+        ...     sink.start(reactivex.of(1, 2, 3))
+        ...     await sink.ready()
+        ...     return sink.drain(10), sink.ended()
+        >>> asyncio.run(main())
+        ([1, 2, 3], (True, None))
 
     Lock-free: there is one producer at a time (the Observable contract) and one
     consumer, ``deque.append`` / ``popleft`` are atomic, and the consumer
@@ -41,17 +65,25 @@ class _Sink(Generic[T]):
     __slots__ = (
         "closed",
         "dispose_requested",
+        "exempt",
+        "exempt_initial",
         "flow",
         "loop",
         "max_pending",
+        "overflowed",
         "queue",
+        "starting",
         "subscription",
         "terminal",
         "waiter",
     )
 
-    def __init__(self, max_pending: int) -> None:
+    def __init__(self, max_pending: int, *, exempt_initial: bool = False) -> None:
         self.max_pending = max_pending
+        self.exempt_initial = exempt_initial
+        self.exempt = 0  # queued items that do not count toward max_pending (a replay)
+        self.starting = False
+        self.overflowed = False
         self.flow = FlowControl(high_water=max_pending) if max_pending > 0 else None
         self.queue: deque[T] = deque()
         self.terminal: Any = None  # None, _COMPLETED or an exception
@@ -74,7 +106,13 @@ class _Sink(Generic[T]):
             return
         queue = self.queue
         flow = self.flow
-        if flow is not None and len(queue) >= self.max_pending and flow._sources == 0:
+        if (
+            flow is not None
+            and len(queue) >= self.max_pending + self.exempt
+            and not self.starting
+            and flow._sources == 0
+        ):
+            self.overflowed = True
             self.terminal = BackpressureOverflowError(
                 f"to_async_iterator() queue overflowed its capacity of {self.max_pending} items: "
                 "the consumer is slower than the source and the source cannot be paused "
@@ -111,13 +149,72 @@ class _Sink(Generic[T]):
     # consumer side (the loop)
 
     def start(self, observable: Observable[T]) -> None:
+        """Subscribe (on the running loop); with ``exempt_initial`` what arrives now is exempt."""
         self.loop = asyncio.get_running_loop()
-        with flow_control_scope(self.flow):
-            subscription = observable.subscribe(self.on_next, self.on_error, self.on_completed)
+        self.starting = self.exempt_initial
+        try:
+            with flow_control_scope(self.flow):
+                subscription = observable.subscribe(self.on_next, self.on_error, self.on_completed)
+        finally:
+            if self.starting:
+                self.starting = False
+                self.exempt = len(self.queue)
         if self.dispose_requested:
             subscription.dispose()
         else:
             self.subscription = subscription
+
+    async def ready(self) -> None:
+        """Wait until an item is queued or the sink has ended (returns at once if so)."""
+        queue = self.queue
+        while not queue and self.terminal is None:
+            assert self.loop is not None
+            waiter = self.waiter = self.loop.create_future()
+            if queue or self.terminal is not None:  # arrived meanwhile (another thread)
+                self.waiter = None
+                return
+            try:
+                await waiter
+            finally:
+                if self.waiter is waiter:
+                    self.waiter = None
+
+    def drain(self, limit: int) -> list[T]:
+        """Take up to `limit` queued items (oldest first; empty when none is queued)."""
+        queue = self.queue
+        count = min(limit, len(queue))
+        items = [queue.popleft() for _ in range(count)]
+        if self.exempt:
+            self.exempt = max(0, self.exempt - count)
+        flow = self.flow
+        if flow is not None and flow._paused and len(queue) <= flow._low:
+            flow.update(len(queue))
+        return items
+
+    def ended(self) -> tuple[bool, BaseException | None]:
+        """``(ended, error)``: ended is True once the sink ended and nothing is queued.
+
+        error is the source's error, or the sink's own `BackpressureOverflowError`
+        (``overflowed`` is then True); None after a completion or a `stop`.
+        """
+        terminal = self.terminal
+        if terminal is None or self.queue:
+            return False, None
+        if isinstance(terminal, BaseException):
+            return True, terminal
+        return True, None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop` ended the sink (not the source)."""
+        return self.terminal is _STOPPED
+
+    def stop(self) -> None:
+        """End after what is queued: dispose the subscription and keep the queue (any thread)."""
+        if self.terminal is None:
+            self.terminal = _STOPPED
+            self._wake()
+        self.dispose_subscription()
 
     async def get(self) -> T:
         queue = self.queue
@@ -125,20 +222,13 @@ class _Sink(Generic[T]):
             terminal = self.terminal
             if terminal is not None:
                 self.terminal = _COMPLETED
-                if terminal is _COMPLETED:
+                if terminal is _COMPLETED or terminal is _STOPPED:
                     raise StopAsyncIteration
                 raise terminal
-            assert self.loop is not None
-            waiter = self.waiter = self.loop.create_future()
-            if queue or self.terminal is not None:  # arrived meanwhile (another thread)
-                self.waiter = None
-                continue
-            try:
-                await waiter
-            finally:
-                if self.waiter is waiter:
-                    self.waiter = None
+            await self.ready()
         item = queue.popleft()
+        if self.exempt:
+            self.exempt -= 1
         flow = self.flow
         if flow is not None and flow._paused and len(queue) <= flow._low:
             flow.update(len(queue))
@@ -174,7 +264,7 @@ class ObservableAsyncIterator(AsyncIterator[T], Generic[T]):
                 f"max_pending must be an int >= 0 (0 = unbounded), got {max_pending!r}"
             )
         self._observable = observable
-        self._sink: _Sink[T] = _Sink(max_pending)
+        self._sink: BoundedSink[T] = BoundedSink(max_pending)
         self._started = False
 
     def __repr__(self) -> str:

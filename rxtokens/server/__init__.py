@@ -54,8 +54,15 @@ Security:
       accept ``?token=<token>``. Each stream also has its own ``read_token``
       (in the POST answer) that can read that one stream and nothing else.
     * Bodies over `max_body` bytes get 413, more than `max_streams` running
-      streams or `max_clients` open event connections get 429; every error is
-      JSON ``{"error": {"type", "message"}}``.
+      streams, `max_clients` open event connections, `max_clients_per_stream`
+      readers of one stream or `max_clients_per_credential` connections with
+      one read token get 429; every error is JSON ``{"error": {"type",
+      "message"}}``, and malformed input (deeply nested JSON, odd header bytes)
+      is a 4xx, never a 500.
+    * A client more than `max_pending` tokens behind, or whose write takes more
+      than `write_timeout`, is dropped (it resumes with ``Last-Event-ID``); a
+      connection without a complete request after `start_server`'s
+      `idle_timeout` is closed (slowloris, idle keep-alive sockets).
     * CORS is closed by default (no ``Access-Control-Allow-Origin``; preflights
       are refused); `cors_origins` lists the allowed origins (``"*"``: any).
     * Tokens and API keys never appear in responses or logs: `serve` and
@@ -65,7 +72,10 @@ Security:
       page removes ``?token=`` from its address bar.
     * Launch strings and specs can name any provider, base URL and operator, so a
       client could send the server's own API keys (read from the environment) to
-      a host it chooses: they are refused unless ``allow_specs=True``.
+      a host it chooses: they are refused unless ``allow_specs=True``, and even
+      then a ``base_url`` outside `allow_base_urls` gets 403.
+    * Secrets (the token, the upstream key, provider keys in the environment)
+      are masked by value in everything sent or logged, and in reprs.
     * `serve` binds to ``127.0.0.1`` by default.
 
 Where things are (``rxtokens/server/``):

@@ -21,13 +21,20 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..tokens import StreamToken
-from .errors import _Abort, _error
+from .errors import _Abort, _error, _redacted_traceback
 from .page import _index, _static
 from .proxy import _chat_completions, _models
-from .state import STATE_KEY, Operator, ServerState, UpstreamFactory
+from .state import READ_TOKEN_KEY, STATE_KEY, Operator, ServerState, UpstreamFactory
 from .streams import _cancel_stream, _create_stream, _on_shutdown, _stream_events, _stream_status
 from .ui_chat import ui_chat, ui_chat_resume
-from .upstream import _make_operators, _make_ui_source, _make_upstream, _message_format
+from .upstream import (
+    _base_url,
+    _make_operators,
+    _make_ui_source,
+    _make_upstream,
+    _message_format,
+    _secrets,
+)
 
 __all__ = ["create_app"]
 
@@ -52,13 +59,17 @@ def create_app(
     max_body: int = 64 * 1024,
     max_streams: int = 64,
     max_clients: int = 1024,
+    max_clients_per_stream: int | None = None,
+    max_clients_per_credential: int | None = None,
+    write_timeout: float = 30.0,
+    allow_base_urls: Sequence[str] = (),
     retention: float = 600.0,
     grace: float = 5.0,
     start_timeout: float = 30.0,
     heartbeat: float = 15.0,
     retry_ms: int = 2000,
     allow_specs: bool = False,
-    max_pending: int = 100_000,
+    max_pending: int = 10_000,
     max_retained: int = 1000,
     demo_delay: float = 0.03,
     tools: Any = None,
@@ -86,6 +97,18 @@ def create_app(
         max_body: the largest request body, in bytes (413 beyond).
         max_streams: running streams plus chat completions at once (429 beyond).
         max_clients: open event-stream connections at once (429 beyond).
+        max_clients_per_stream: open event-stream connections of one stream (429
+            beyond; default half of `max_clients`).
+        max_clients_per_credential: open event-stream connections opened with one
+            stream's read token (429 beyond; default a quarter of `max_clients`),
+            so a reader cannot take everyone's slots. The app token (the owner's)
+            is bound by `max_clients` only.
+        write_timeout: seconds one write to an event-stream client may take; a
+            client that stops reading for longer is disconnected (it can resume
+            with ``Last-Event-ID``).
+        allow_base_urls: upstream base URLs that specs and launch strings may name
+            (``base_url=``); any other gets 403, so the server's own API keys never
+            go to a host a client chose.
         retention: seconds an ended stream stays readable.
         max_retained: ended streams kept at most (the oldest are purged first).
         grace: seconds a stream without clients keeps running before it is cancelled.
@@ -94,7 +117,8 @@ def create_app(
         retry_ms: the ``retry:`` sent to clients (reconnection delay).
         allow_specs: accept ``spec`` / ``launch`` bodies in ``POST /v1/streams``.
         max_pending: a client that falls this many tokens behind is disconnected
-            (it reconnects and resumes from the replay).
+            (it reconnects and resumes from the replay); checked as tokens arrive,
+            also while a write to that client is blocked.
         demo_delay: with the ``testing`` upstream and no ``base_url``, the app runs
             the bundled loopback provider while it runs, one word every `demo_delay`
             seconds (a live-looking demo without an API key).
@@ -119,12 +143,19 @@ def create_app(
         ("max_body", max_body),
         ("max_streams", max_streams),
         ("max_clients", max_clients),
+        ("write_timeout", write_timeout),
         ("heartbeat", heartbeat),
         ("max_pending", max_pending),
         ("max_retained", max_retained),
         ("start_timeout", start_timeout),
     ):
         _positive(name, value)
+    if max_clients_per_stream is None:
+        max_clients_per_stream = max(1, max_clients // 2)
+    if max_clients_per_credential is None:
+        max_clients_per_credential = max(1, max_clients // 4)
+    _positive("max_clients_per_stream", max_clients_per_stream)
+    _positive("max_clients_per_credential", max_clients_per_credential)
     for name, value in (
         ("retention", retention),
         ("grace", grace),
@@ -136,6 +167,8 @@ def create_app(
         raise ConfigError("token must be a string of at least 8 characters")
     if isinstance(cors_origins, str):
         cors_origins = (cors_origins,)
+    if isinstance(allow_base_urls, str):
+        allow_base_urls = (allow_base_urls,)
     if upstream_options is not None and not isinstance(upstream_options, Mapping):
         raise ConfigError(f"upstream_options must be a dict, got {upstream_options!r}")
     options = dict(upstream_options or {})
@@ -169,7 +202,11 @@ def create_app(
         allow_specs=allow_specs,
         max_pending=int(max_pending),
         max_retained=int(max_retained),
-        secrets=tuple(s for s in (token, options.get("api_key")) if isinstance(s, str) and s),
+        secrets=_secrets(token, options),
+        max_clients_per_stream=int(max_clients_per_stream),
+        max_clients_per_credential=int(max_clients_per_credential),
+        write_timeout=float(write_timeout),
+        allowed_base_urls=frozenset(_base_url(url) for url in allow_base_urls),
     )
     app = web.Application(
         client_max_size=int(max_body),
@@ -227,8 +264,14 @@ async def _errors_middleware(request: web.Request, handler: _Handler) -> web.Str
         return _error(exc.status, kind, exc.reason)
     except (asyncio.CancelledError, ConnectionError):
         raise
-    except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
+    except Exception as exc:
+        state = request.app[STATE_KEY]
+        log.error(
+            "unexpected error in %s %s\n%s",
+            request.method,
+            request.path,
+            _redacted_traceback(exc, state.secrets),
+        )
         return _error(500, "internal_error", "internal server error (see the server log)")
 
 
@@ -279,7 +322,10 @@ async def _cors_middleware(request: web.Request, handler: _Handler) -> web.Strea
 
 
 def _same(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode(), expected.encode())
+    # header bytes that are not UTF-8 arrive as surrogate escapes: compare them, never fail
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape")
+    )
 
 
 def _given_token(request: web.Request, *, query: bool) -> str | None:
@@ -304,6 +350,7 @@ async def _auth_middleware(request: web.Request, handler: _Handler) -> web.Strea
     if given is not None and stream_get:
         stream = state.streams.get(request.path.split("/")[3])
         if stream is not None and _same(given, stream.read_token):
+            request[READ_TOKEN_KEY] = stream.read_token
             return await handler(request)
     return _error(
         401,

@@ -6,7 +6,9 @@ Every error answer is JSON ``{"error": {"type", "message", "param", "code"}}``
 
 from __future__ import annotations
 
+import asyncio
 import json
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +17,9 @@ from aiohttp import web
 from ..errors import BroadcastCancelledError
 from ..providers._http import redact
 from .state import ServerState
+
+BODY_TIMEOUT = 30.0
+"""Seconds a request body may take to arrive (a slow sender gets 408)."""
 
 
 def _error(status: int, kind: str, message: str, **headers: str) -> web.Response:
@@ -34,14 +39,23 @@ class _Abort(Exception):
         self.response = _error(status, kind, message, **headers)
 
 
+def _mask(text: str, secrets_: Sequence[str]) -> str:
+    """`text` with every configured secret (by value) and key-like strings replaced by ``***``."""
+    for secret in secrets_:
+        if secret:
+            text = text.replace(secret, "***")
+    return redact(text, None)  # also key-shaped strings the server was never told about
+
+
 def _describe(exc: BaseException, secrets_: Sequence[str]) -> tuple[str, str]:
     """``(type, message)`` of an exception for clients, with secrets and key-like strings masked."""
     kind = "cancelled" if isinstance(exc, BroadcastCancelledError) else type(exc).__name__
-    message = str(exc) or kind
-    for secret in secrets_:
-        if secret:
-            message = message.replace(secret, "***")
-    return kind, redact(message, None)  # also an upstream key that came from the environment
+    return kind, _mask(str(exc) or kind, secrets_)
+
+
+def _redacted_traceback(exc: BaseException, secrets_: Sequence[str]) -> str:
+    """The traceback of `exc` for the server log, secrets masked."""
+    return _mask("".join(traceback.format_exception(exc)), secrets_)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -50,11 +64,20 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
             415, "invalid_request_error", "send a JSON body with Content-Type: application/json"
         )
     try:
-        data = json.loads(await request.read())
-    except web.HTTPRequestEntityTooLarge:
-        raise
+        async with asyncio.timeout(BODY_TIMEOUT):
+            raw = await request.read()
+    except TimeoutError:
+        raise _Abort(
+            408, "request_timeout", f"the body did not arrive within {BODY_TIMEOUT:g} s"
+        ) from None
+    try:
+        data = json.loads(raw)
     except ValueError as exc:
         raise _Abort(400, "invalid_request_error", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _Abort(
+            400, "invalid_request_error", "the body is nested too deeply to be parsed"
+        ) from None
     if not isinstance(data, dict):
         raise _Abort(400, "invalid_request_error", "the body must be a JSON object")
     return data

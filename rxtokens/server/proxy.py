@@ -3,8 +3,11 @@
 Requests are forwarded to the configured upstream through the configured
 pipeline; answers are written in the format of `rxtokens.formats.openai_chat`
 (streamed chunks, or one ``chat.completion`` body). Errors before the first byte
-are OpenAI-style JSON errors with a fitting status; an error mid-stream is sent
-as a last ``data: {"error": ...}`` event.
+are OpenAI-style JSON errors with a fitting status: an upstream 4xx caused by
+the request (400, 404, 422 ...) is answered with the same status and the
+upstream's message (redacted), so clients do not retry it; 502 is kept for the
+server's own upstream failures (its key refused, an upstream 5xx, the upstream
+unreachable). An error mid-stream is sent as a last ``data: {"error": ...}`` event.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ from reactivex import Observable
 
 from ..aio import collect, to_async_iterator
 from ..errors import (
+    AuthenticationError,
     ConfigError,
     ProviderHTTPError,
+    ProviderNotInstalledError,
     RateLimitError,
     StreamError,
     StreamTimeoutError,
 )
 from ..formats.openai_chat import DONE_EVENT, ChatChunkEncoder, chat_completion_body, sse_data
 from ..tokens import StreamToken
-from .errors import _Abort, _check_capacity, _describe, _error, _json_body
+from .errors import _Abort, _check_capacity, _describe, _error, _json_body, _redacted_traceback
 from .state import STATE_KEY, ServerState
 
 log = logging.getLogger("rxtokens.server")
@@ -64,6 +69,8 @@ def _upstream_error(state: ServerState, exc: BaseException) -> web.Response:
     message = _describe(exc, state.secrets)[1]
     if isinstance(exc, ConfigError):
         return _error(400, "invalid_request_error", message)
+    if isinstance(exc, ProviderNotInstalledError):
+        return _error(400, "provider_not_installed", message)
     if isinstance(exc, RateLimitError):
         headers = {}
         if exc.retry_after is not None:
@@ -71,11 +78,16 @@ def _upstream_error(state: ServerState, exc: BaseException) -> web.Response:
         return _error(429, "rate_limit_exceeded", f"upstream rate limit: {message}", **headers)
     if isinstance(exc, StreamTimeoutError):
         return _error(504, "upstream_timeout", message)
-    if isinstance(exc, ProviderHTTPError):
+    client_mistake = 400 <= getattr(exc, "status", 0) < 500 and not isinstance(
+        exc, AuthenticationError
+    )
+    if isinstance(exc, ProviderHTTPError) and client_mistake:  # the request's fault: its status
+        return _error(exc.status, "invalid_request_error", message)
+    if isinstance(exc, ProviderHTTPError):  # the server's key refused, the upstream failing
         return _error(502, "upstream_error", f"upstream answered HTTP {exc.status}: {message}")
     if isinstance(exc, StreamError):
         return _error(502, "upstream_error", message)
-    log.error("chat completion failed", exc_info=exc)
+    log.error("chat completion failed\n%s", _redacted_traceback(exc, state.secrets))
     return _error(500, "internal_error", "internal server error (see the server log)")
 
 
@@ -99,7 +111,7 @@ def _chat_request(
     include_usage = bool(isinstance(options, dict) and options.get("include_usage"))
     try:
         source = state.make_source(messages, params)
-    except ConfigError as exc:
+    except (ConfigError, ProviderNotInstalledError) as exc:
         raise _Abort(400, "invalid_request_error", _describe(exc, state.secrets)[1]) from None
     shown = state.upstream_model or model or "rxtokens"
     return source, shown, bool(stream), include_usage

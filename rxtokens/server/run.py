@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from ..aio import run_sync
 from ..errors import ConfigError
 from .app import create_app
 from .state import app_token
@@ -45,20 +46,40 @@ class RedactingAccessLogger(AbstractAccessLogger):
         )
 
 
+IDLE_TIMEOUT = 10.0
+"""Default seconds a connection may wait without a complete request (see `start_server`)."""
+
+
 async def start_server(
-    app: web.Application, host: str = "127.0.0.1", port: int = 8765
+    app: web.Application,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    idle_timeout: float = IDLE_TIMEOUT,
 ) -> web.AppRunner:
     """Start `app` on ``host:port`` (0: any free port) and return its runner (``cleanup()`` stops).
 
     Client disconnects cancel their handler at once (``handler_cancellation``), and the
-    access log masks tokens.
+    access log masks tokens. A connection that has not sent a complete request's
+    headers `idle_timeout` seconds after it opened or after its previous response
+    (a slowloris client, an idle keep-alive socket) is closed (aiohttp's
+    ``keepalive_timeout``, which also covers a new connection and half-sent headers).
+
+    Example:
+        >>> runner = await start_server(create_app(), port=0)  # doctest: +SKIP
+        >>> await runner.cleanup()  # doctest: +SKIP
     """
+    if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, int | float):
+        raise ConfigError(f"idle_timeout must be a number of seconds, got {idle_timeout!r}")
+    if not idle_timeout > 0:
+        raise ConfigError(f"idle_timeout must be > 0, got {idle_timeout!r}")
     runner = web.AppRunner(
         app,
         handle_signals=False,
         handler_cancellation=True,
         access_log_class=RedactingAccessLogger,
         shutdown_timeout=1.0,
+        keepalive_timeout=float(idle_timeout),
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -71,12 +92,18 @@ def serve(
     port: int = 8765,
     *,
     print_token: Callable[[str], object] = print,
+    idle_timeout: float = IDLE_TIMEOUT,
     **options: Any,
 ) -> None:
     """Run the server until interrupted (Ctrl-C). `options` go to `create_app`.
 
     When no ``token`` is given one is generated and printed (with the page URL)
-    through `print_token` (stdout by default; never to the log).
+    through `print_token` (stdout by default; never to the log). Runs on
+    `rxtokens.aio.run_sync` (so it refuses to start inside a running event loop:
+    use `start_server` there); `idle_timeout` goes to `start_server`.
+
+    Raises:
+        ConfigError: invalid options, or called while an event loop is running.
 
     Example:
         >>> serve(port=8765, upstream="openai:gpt-4o-mini")  # doctest: +SKIP
@@ -85,7 +112,7 @@ def serve(
     token = app_token(app)
 
     async def main() -> None:
-        runner = await start_server(app, host, port)
+        runner = await start_server(app, host, port, idle_timeout=idle_timeout)
         try:
             bound = runner.addresses[0]
             shown = f"[{bound[0]}]" if ":" in str(bound[0]) else str(bound[0])
@@ -101,7 +128,7 @@ def serve(
             await runner.cleanup()
 
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        run_sync(main, "rxtokens.server.serve()", "await rxtokens.server.start_server(app)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,10 +152,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-auth", action="store_true", help="disable the bearer token")
     parser.add_argument("--cors-origin", action="append", default=[], help="allowed origin")
     parser.add_argument("--allow-specs", action="store_true", help="accept specs / launch strings")
+    parser.add_argument(
+        "--allow-base-url",
+        action="append",
+        default=[],
+        help="an upstream base URL that specs / launch strings may name (repeatable; "
+        "others get 403: the server's API keys never go to a host a client chose)",
+    )
     parser.add_argument("--max-streams", type=int, default=64)
     parser.add_argument("--max-clients", type=int, default=1024)
     parser.add_argument("--retention", type=float, default=600.0)
     parser.add_argument("--grace", type=float, default=5.0)
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        help="close connections without a complete request after this many seconds",
+    )
     args = parser.parse_args(argv)
     options: dict[str, Any] = {
         "upstream": args.upstream,
@@ -136,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "auth": not args.no_auth,
         "cors_origins": tuple(args.cors_origin),
         "allow_specs": args.allow_specs,
+        "allow_base_urls": tuple(args.allow_base_url),
+        "idle_timeout": args.idle_timeout,
         "max_streams": args.max_streams,
         "max_clients": args.max_clients,
         "retention": args.retention,

@@ -25,6 +25,12 @@ UpstreamFactory: TypeAlias = Callable[[Any, dict[str, Any]], Observable[StreamTo
 """``(prompt_or_messages, params) -> Observable[StreamToken]``: a custom upstream."""
 
 
+class _EventClient(Protocol):
+    """What the app needs of an open event connection: closing it (at shutdown)."""
+
+    def close(self) -> None: ...
+
+
 @dataclass(eq=False)
 class _Stream:
     """One pipeline served to any number of clients."""
@@ -35,12 +41,20 @@ class _Stream:
     keep_alive: bool
     created: float = field(default_factory=time.time)
     finished_at: float | None = None
-    clients: int = 0
+    readers: set[_EventClient] = field(default_factory=set)
     hold: abc.DisposableBase | None = None
     timer: asyncio.TimerHandle | None = None
     purge: asyncio.TimerHandle | None = None
     error: BaseException | None = None
     final: asyncio.Future[Completion] | None = None
+
+    def __repr__(self) -> str:
+        return f"_Stream(id={self.id!r}, read_token='***', status={self.status!r})"
+
+    @property
+    def clients(self) -> int:
+        """Open event connections reading this stream."""
+        return len(self.readers)
 
     @property
     def status(self) -> str:
@@ -51,12 +65,6 @@ class _Stream:
         if isinstance(self.error, BroadcastCancelledError):
             return "cancelled"
         return "error"
-
-
-class _EventClient(Protocol):
-    """What the app needs of an open event connection: closing it (at shutdown)."""
-
-    def close(self) -> None: ...
 
 
 @dataclass(eq=False)
@@ -81,12 +89,25 @@ class ServerState:
     max_pending: int
     max_retained: int
     secrets: tuple[str, ...] = ()
+    max_clients_per_stream: int = 256
+    max_clients_per_credential: int = 64
+    write_timeout: float = 30.0
+    allowed_base_urls: frozenset[str] = frozenset()
     streams: dict[str, _Stream] = field(default_factory=dict)
     ui_chats: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Chat id -> (stream id, message id) of the chat's running ``/v1/ui/chat`` stream."""
     queues: set[_EventClient] = field(default_factory=set)
+    credential_clients: dict[str, int] = field(default_factory=dict)
     chats: int = 0
     closing: bool = False
+
+    def __repr__(self) -> str:
+        token = None if self.token is None else "***"
+        return (
+            f"ServerState(token={token!r}, secrets={('***',) * len(self.secrets)!r}, "
+            f"upstream_model={self.upstream_model!r}, streams={len(self.streams)}, "
+            f"clients={len(self.queues)}, chats={self.chats}, closing={self.closing})"
+        )
 
     @property
     def running(self) -> int:
@@ -96,6 +117,9 @@ class ServerState:
 
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("rxtokens_server_state", ServerState)
 """Where `create_app` keeps its `ServerState` in the application."""
+
+READ_TOKEN_KEY: web.RequestKey[str] = web.RequestKey("rxtokens_read_token", str)
+"""Set on a request authenticated by a stream's read token (the per-credential limit)."""
 
 
 def app_token(app: web.Application) -> str | None:

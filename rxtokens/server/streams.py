@@ -1,34 +1,39 @@
 """The ``/v1/streams`` lifecycle: create, events (``Last-Event-ID`` resume), status, delete, purge.
 
 Each stream is one `Broadcast` with ``replay="all"`` held by a `_Stream` record;
-each open event connection reads it through a `_ClientQueue`. The events are
-written in the format of `rxtokens.formats.events`. Timers: a stream nobody
-attaches to is released after ``start_timeout``, one whose last client left
-after ``grace`` seconds, and an ended one is purged after ``retention``.
+each open event connection (`_Reader`) reads it through an `rxtokens.aio.BoundedSink`
+and writes the events in the format of `rxtokens.formats.events`, in batches.
+
+A client that stops reading is dropped (it can reconnect and resume with
+``Last-Event-ID``): when it falls more than ``max_pending`` live tokens behind
+(checked as tokens arrive, also while a write is blocked; the replay it started
+with does not count), or when one write takes more than ``write_timeout``.
+
+Timers: a stream nobody attaches to is released after ``start_timeout``, one
+whose last client left after ``grace`` seconds, and an ended one is purged
+after ``retention`` (clients still attached then are closed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
-from reactivex import Observable, abc
+from reactivex import Observable
 
+from ..aio import BoundedSink
 from ..broadcast import Broadcast, Sequenced
-from ..errors import BroadcastCancelledError, ConfigError
+from ..errors import BroadcastCancelledError, ConfigError, ProviderNotInstalledError
 from ..formats.events import PING, done_event, error_event, retry_block, token_event
 from ..spec import PipelineSpec, parse_launch
 from ..tokens import Completion, StreamToken
 from .errors import _Abort, _check_capacity, _describe, _json_body
-from .state import STATE_KEY, ServerState, _Stream
+from .state import READ_TOKEN_KEY, STATE_KEY, ServerState, _Stream
 
 log = logging.getLogger("rxtokens.server")
 
@@ -38,42 +43,18 @@ _BATCH = 1024
 _PING = PING.encode()
 
 
-class _ClientQueue:
-    """What one SSE connection still has to write (fed inline by the broadcast)."""
+class _Reader:
+    """One open event connection: the bounded sink it reads, and what it counts against."""
 
-    __slots__ = ("closed", "end", "event", "items", "loop", "thread", "waiting")
+    __slots__ = ("credential", "sink")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.thread = threading.get_ident()
-        self.items: deque[Sequenced] = deque()
-        self.event = asyncio.Event()
-        self.end: tuple[BaseException | None] | None = None
-        self.closed = False
-        self.waiting = False
-
-    def _wake(self) -> None:
-        if threading.get_ident() == self.thread:
-            self.event.set()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop is closed
-                self.loop.call_soon_threadsafe(self.event.set)
-
-    def push(self, item: Sequenced) -> None:
-        self.items.append(item)
-        self._wake()
-
-    def on_error(self, error: Exception) -> None:
-        self.end = (error,)
-        self._wake()
-
-    def on_completed(self) -> None:
-        self.end = (None,)
-        self._wake()
+    def __init__(self, sink: BoundedSink[Sequenced], credential: str | None) -> None:
+        self.sink = sink
+        self.credential = credential
 
     def close(self) -> None:
-        self.closed = True
-        self._wake()
+        """End after what is queued (shutdown, purge): the client resumes elsewhere or later."""
+        self.sink.stop()
 
 
 def _source_for(state: ServerState, data: dict[str, Any]) -> Observable[StreamToken]:
@@ -106,14 +87,35 @@ def _source_for(state: ServerState, data: dict[str, Any]) -> Observable[StreamTo
                 spec = PipelineSpec.from_dict(value)
             if spec.sinks:
                 raise ConfigError("the server streams to its clients: remove the sinks")
+            _check_base_url(state, spec)
             return spec.build()
         if kind == "prompt" and (not isinstance(value, str) or not value.strip()):
             raise ConfigError("'prompt' must be a non-empty string")
         if kind == "messages" and not (isinstance(value, list) and value):
             raise ConfigError("'messages' must be a non-empty list of {role, content} objects")
         return state.make_source(value, {})
-    except ConfigError as exc:
-        raise _Abort(400, "invalid_request_error", _describe(exc, state.secrets)[1]) from None
+    except (ConfigError, ProviderNotInstalledError) as exc:
+        error = "invalid_request_error"
+        if isinstance(exc, ProviderNotInstalledError):
+            error = "provider_not_installed"
+        raise _Abort(400, error, _describe(exc, state.secrets)[1]) from None
+    except RecursionError:
+        raise _Abort(400, "invalid_request_error", f"the {kind} is nested too deeply") from None
+
+
+def _check_base_url(state: ServerState, spec: PipelineSpec) -> None:
+    """403 for a ``base_url`` outside ``allow_base_urls``: the server's keys would go there."""
+    base_url = spec.source.params.get("base_url")
+    if base_url is None:
+        return
+    if not isinstance(base_url, str) or base_url.rstrip("/") not in state.allowed_base_urls:
+        raise _Abort(
+            403,
+            "base_url_not_allowed",
+            f"base_url {base_url!r} is not allowed: the server sends its own API keys "
+            "upstream, only to the base URLs it was started with (allow_base_urls / "
+            "--allow-base-url)",
+        )
 
 
 async def _create_stream(request: web.Request) -> web.StreamResponse:
@@ -183,9 +185,8 @@ def _arm_purge(state: ServerState, stream: _Stream) -> None:
 
 def _purge(state: ServerState, stream: _Stream) -> None:
     stream.purge = None
-    if stream.clients:  # still being read: look again later
-        _arm_purge(state, stream)
-        return
+    for reader in list(stream.readers):  # clients still attached after `retention`
+        reader.close()
     if state.streams.get(stream.id) is stream:
         del state.streams[stream.id]
 
@@ -193,7 +194,7 @@ def _purge(state: ServerState, stream: _Stream) -> None:
 def _release(stream: _Stream) -> None:
     """Nobody is reading: let the broadcast cancel the upstream (unless keep_alive)."""
     stream.timer = None
-    if stream.clients == 0 and stream.hold is not None:
+    if not stream.readers and stream.hold is not None:
         hold, stream.hold = stream.hold, None
         hold.dispose()
 
@@ -241,7 +242,7 @@ def _last_event_id(request: web.Request) -> int:
     raw = raw.strip()
     if not raw:
         return 0
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise _Abort(
             400, "invalid_request_error", f"Last-Event-ID must be a sequence number, got {raw!r}"
         )
@@ -264,6 +265,28 @@ _EVENT_HEADERS = {
     "Cache-Control": "no-cache, no-store, no-transform",
     "X-Accel-Buffering": "no",
 }
+
+
+def _check_client_limits(state: ServerState, stream: _Stream, credential: str | None) -> None:
+    """429 beyond `max_clients`, the per-stream or the per-credential limit."""
+    if len(state.queues) >= state.max_clients:
+        limit = f"{state.max_clients} event streams are open already (max_clients)"
+    elif len(stream.readers) >= state.max_clients_per_stream:
+        limit = (
+            f"{state.max_clients_per_stream} clients read this stream already "
+            "(max_clients_per_stream)"
+        )
+    elif (
+        credential is not None
+        and state.credential_clients.get(credential, 0) >= state.max_clients_per_credential
+    ):
+        limit = (
+            f"{state.max_clients_per_credential} event streams are open with this read token "
+            "already (max_clients_per_credential)"
+        )
+    else:
+        return
+    raise _Abort(429, "too_many_clients", limit, **{"Retry-After": "1"})
 
 
 async def _stream_events(request: web.Request) -> web.StreamResponse:
@@ -295,21 +318,18 @@ async def serve_client(
 ) -> web.StreamResponse:
     """Stream `stream` to one client from after seq `after`, in the format `write` / `end` define.
 
-    The client counts as one of the stream's clients while it reads: when the
+    The client counts as one of the stream's readers while it reads: when the
     last one leaves, the stream is released after the app's ``grace`` period.
     `write` gives the text of one `Sequenced` token, `end` that of the end (None:
-    done, else the error); `preamble` is written first.
+    done, else the error); `preamble` is written first. Client limits
+    (`_check_client_limits`) give 429; a client that stops reading is dropped
+    (``max_pending``, ``write_timeout``) and may resume.
     """
     state = request.app[STATE_KEY]
     if state.closing:
         raise _Abort(503, "shutting_down", "the server is shutting down")
-    if len(state.queues) >= state.max_clients:
-        raise _Abort(
-            429,
-            "too_many_clients",
-            f"{state.max_clients} event streams are open already (max_clients)",
-            **{"Retry-After": "1"},
-        )
+    credential = request.get(READ_TOKEN_KEY)
+    _check_client_limits(state, stream, credential)
     response = web.StreamResponse(
         headers={**headers, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
     )
@@ -318,40 +338,69 @@ async def serve_client(
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     loop = asyncio.get_running_loop()
-    queue = _ClientQueue(loop)
-    state.queues.add(queue)
-    stream.clients += 1
+    sink: BoundedSink[Sequenced] = BoundedSink(state.max_pending, exempt_initial=True)
+    reader = _Reader(sink, credential)
+    state.queues.add(reader)
+    stream.readers.add(reader)
+    if credential is not None:
+        state.credential_clients[credential] = state.credential_clients.get(credential, 0) + 1
     if stream.timer is not None:
         stream.timer.cancel()
         stream.timer = None
-    subscription: abc.DisposableBase | None = None
+    ended = False
     try:
         await response.prepare(request)
         if preamble:
-            await response.write(preamble.encode())
-        subscription = stream.broadcast.sequenced(after=after, on_gap="oldest").subscribe(
-            queue.push, queue.on_error, queue.on_completed
-        )
-        await _pump(state, stream, queue, response, write, end)
+            await _write(state, response, preamble.encode())
+        sink.start(stream.broadcast.sequenced(after=after, on_gap="oldest"))
+        await _pump(state, stream, sink, response, write, end)
+        ended = True
     except (ConnectionError, asyncio.CancelledError):
         pass  # the client went away (a reconnect resumes)
+    except TimeoutError:
+        log.info("stream %s: a client stopped reading (write_timeout); closed", stream.id[:6])
+        _abort_connection(request)
     finally:
-        if subscription is not None:
-            subscription.dispose()
-        state.queues.discard(queue)
-        stream.clients -= 1
-        if stream.clients == 0 and stream.hold is not None and stream.timer is None:
+        sink.close()
+        state.queues.discard(reader)
+        stream.readers.discard(reader)
+        if credential is not None:
+            left = state.credential_clients.pop(credential, 1) - 1
+            if left > 0:
+                state.credential_clients[credential] = left
+        if not stream.readers and stream.hold is not None and stream.timer is None:
             if state.grace > 0 and not state.closing:
                 stream.timer = loop.call_later(state.grace, _release, stream)
             else:
                 _release(stream)
+    if ended:  # the end of the body may block too (a client that stopped reading)
+        try:
+            async with asyncio.timeout(state.write_timeout):
+                await response.write_eof()
+        except TimeoutError:
+            _abort_connection(request)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
     return response
+
+
+def _abort_connection(request: web.Request) -> None:
+    """Close a connection whose client stopped reading (a graceful end would block too)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+
+
+async def _write(state: ServerState, response: web.StreamResponse, data: bytes) -> None:
+    """One write, within ``write_timeout`` (TimeoutError: the client stopped reading)."""
+    async with asyncio.timeout(state.write_timeout):
+        await response.write(data)
 
 
 async def _pump(
     state: ServerState,
     stream: _Stream,
-    queue: _ClientQueue,
+    sink: BoundedSink[Sequenced],
     response: web.StreamResponse,
     write: Callable[[Sequenced], str],
     end: Callable[[BaseException | None], str],
@@ -360,45 +409,39 @@ async def _pump(
 
     Pending tokens are written in batches (one write per batch), so a slow client
     gets fewer, larger writes. A client more than ``max_pending`` live tokens
-    behind (the replay it started with does not count) is disconnected: it
-    reconnects and resumes from the replay instead of holding a growing queue.
+    behind ends its sink (`BoundedSink` checks as tokens arrive, even while a
+    write is blocked): it is closed without the end, and reconnects and resumes
+    from the replay instead of holding a growing queue.
     """
-    items = queue.items
-    event = queue.event
     heartbeat = state.heartbeat
-    replay = len(items)  # what was queued at subscription (the replay) is not "behind"
     while True:
-        ended = queue.end  # read before `items`: every token is queued before the end is
+        if sink.overflowed:
+            log.info("stream %s: a client fell too far behind; closing it", stream.id[:6])
+            response.force_close()  # the connection too, once the response has ended
+            return
+        items = sink.drain(_BATCH)
         if items:
-            if len(items) > state.max_pending + replay:
-                log.info("stream %s: a client fell too far behind; closing it", stream.id[:6])
-                return
-            count = min(len(items), _BATCH)
-            batch = "".join([write(items.popleft()) for _ in range(count)])
-            replay = max(0, replay - count)
+            batch = "".join([write(item) for item in items])
             if batch:
-                await response.write(batch.encode())
+                await _write(state, response, batch.encode())
             continue
-        if ended is not None:
-            await response.write(end(ended[0]).encode())
+        ended, error = sink.ended()
+        if ended:
+            if not sink.stopped:
+                await _write(state, response, end(error).encode())
             return
-        if queue.closed:
-            return
-        event.clear()
-        if items or queue.end is not None or queue.closed:
-            continue
         try:
             async with asyncio.timeout(heartbeat):
-                await event.wait()
+                await sink.ready()
         except TimeoutError:
-            await response.write(_PING)
+            await _write(state, response, _PING)
 
 
 async def _on_shutdown(app: web.Application) -> None:
     state = app[STATE_KEY]
     state.closing = True
-    for queue in list(state.queues):
-        queue.close()  # clients reconnect elsewhere / later with Last-Event-ID
+    for reader in list(state.queues):
+        reader.close()  # clients reconnect elsewhere / later with Last-Event-ID
     for stream in list(state.streams.values()):
         for handle in (stream.timer, stream.purge):
             if handle is not None:

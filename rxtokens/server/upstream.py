@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -9,7 +10,7 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..inflight import ToolRegistry, dispatch_tools, run_agent
-from ..providers import PROVIDERS, stream
+from ..providers import PROVIDERS, provider_records, stream
 from ..spec import parse_operators
 from ..tokens import StreamToken
 from ..ui_messages import RESPONSES, check_format
@@ -112,3 +113,23 @@ def _make_ui_source(
         ).tokens
 
     return agent
+
+
+def _secrets(token: str | None, options: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every secret the server holds, by value: masked in everything it sends or logs.
+
+    The bearer token, the configured ``api_key`` and the API keys, found in the
+    environment, of every provider loaded so far (specs may start any of them;
+    loading entry points here would import packages the server does not use).
+    """
+    found = [token, options.get("api_key")]
+    for record in provider_records(entry_points=False).values():  # loaded ones: no import
+        found.extend(os.environ.get(var) for var in record.env_vars)
+    return tuple(dict.fromkeys(s for s in found if isinstance(s, str) and len(s) >= 4))
+
+
+def _base_url(url: str) -> str:
+    """A base URL as `allow_base_urls` compares it (no trailing slash)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"allow_base_urls: expected http(s) URLs, got {url!r}")
+    return url.rstrip("/")

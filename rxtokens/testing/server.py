@@ -50,6 +50,7 @@ from .wire import Script, encode
 
 __all__ = [
     "DEMO_ANSWER",
+    "MAX_CHOICES",
     "ProviderServer",
     "RecordedRequest",
     "Reply",
@@ -65,6 +66,9 @@ DEMO_ANSWER = (
     "HTTP, so no API key was needed."
 )
 """The built-in answer of the default script."""
+
+MAX_CHOICES = 16
+"""The most choices (``n``) the default script answers (beyond: 400, as OpenAI past 128)."""
 
 _AUTH_HEADERS = (
     "authorization",
@@ -480,7 +484,13 @@ class ProviderServer:
             script = reply.script
             if script is None:
                 n = body.get("n", 1) if isinstance(body, dict) and fmt == "openai_chat" else 1
-                script = default_script(_prompt_of(fmt, body), n=int(n or 1), model=model)
+                n = 1 if n is None else n
+                if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CHOICES:
+                    message = f"'n' must be an integer from 1 to {MAX_CHOICES}, got {n!r}"
+                    return self._error_response(
+                        record, fmt, 400, Reply(status=400, error_message=message)
+                    )
+                script = default_script(_prompt_of(fmt, body), n=n, model=model)
             elif script.model is None and model:
                 script = dataclasses.replace(script, model=model)
             options = dict(reply.encode_options)
