@@ -539,8 +539,8 @@ def test_history_sent_back_is_what_the_sdk_assembled(ai_sdk: Path) -> None:
 
 
 def test_history_errors() -> None:
-    with pytest.raises(ConfigError, match="unknown message format 'bedrock'"):
-        to_provider_messages([], "bedrock")
+    with pytest.raises(ConfigError, match="unknown message format 'nope'"):
+        to_provider_messages([], "nope")
     with pytest.raises(ConfigError, match="list of UIMessage"):
         to_provider_messages({"role": "user"}, "openai")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="role"):

@@ -66,7 +66,13 @@ async def test_plain_text(ai_sdk: Path) -> None:
         assert ui_summary(answer(result)) == completion_summary(tokens)
         assert ui_summary(answer(result))["text"] == "Hello from the server."
         assert answer(result)["metadata"] == {
-            "usage": {"inputTokens": 7, "outputTokens": 5, "totalTokens": 12}
+            "usage": {
+                "inputTokens": 7,
+                "outputTokens": 5,
+                "reasoningTokens": 0,
+                "cachedInputTokens": 0,
+                "totalTokens": 12,
+            }
         }
         assert result["finishes"] == [
             {"finishReason": "stop", "isAbort": False, "isError": False, "isDisconnect": False}
@@ -236,7 +242,8 @@ async def test_the_response_headers() -> None:
             text = await r.text()
         assert text.startswith('data: {"type":"start","messageId":"msg-')
         assert text.endswith('data: {"type":"finish","finishReason":"stop","messageMetadata":'
-                             '{"usage":{"inputTokens":10,"outputTokens":20,"totalTokens":30}}}'
+                             '{"usage":{"inputTokens":10,"outputTokens":20,"reasoningTokens":0,'
+                             '"cachedInputTokens":0,"totalTokens":30}}}'
                              "\n\ndata: [DONE]\n\n")  # fmt: skip
 
 

@@ -41,15 +41,25 @@ def is_done(item: Any) -> bool:
 _FROM_SDK_FINISH = {"tool-calls": "tool_calls", "content-filter": "content_filter"}
 
 
+USAGE_KEYS = {
+    "input_tokens": "inputTokens",
+    "output_tokens": "outputTokens",
+    "reasoning_tokens": "reasoningTokens",
+    "cache_read_input_tokens": "cachedInputTokens",
+    "cache_write_input_tokens": "cacheWriteInputTokens",
+}
+"""`Usage` fields -> the keys of ``messageMetadata.usage`` (the AI SDK's names where it has one)."""
+
+
 def _usage_from(metadata: Any) -> Usage | None:
     usage = metadata.get("usage") if isinstance(metadata, dict) else None
     if not isinstance(usage, dict):
         return None
-    inputs, outputs = usage.get("inputTokens"), usage.get("outputTokens")
-    return Usage(
-        inputs if isinstance(inputs, int) else None,
-        outputs if isinstance(outputs, int) else None,
-    )
+    counts: dict[str, Any] = {}
+    for field, key in USAGE_KEYS.items():
+        value = usage.get(key)
+        counts[field] = value if type(value) is int else None
+    return Usage(**counts)
 
 
 class _Call:

@@ -64,7 +64,7 @@ from ..tokens import (
     ToolResult,
     Usage,
 )
-from ._ui_message_decode import UIMessageStreamDecoder, is_done
+from ._ui_message_decode import USAGE_KEYS, UIMessageStreamDecoder, is_done
 from .openai_chat import openai_finish_reason
 
 __all__ = [
@@ -125,11 +125,12 @@ def sdk_finish_reason(reason: str | None) -> str:
 
 
 def _usage_metadata(usage: Usage) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if usage.input_tokens is not None:
-        out["inputTokens"] = usage.input_tokens
-    if usage.output_tokens is not None:
-        out["outputTokens"] = usage.output_tokens
+    """``{"usage": {...}}`` with the counts that are known (and ``totalTokens``)."""
+    out: dict[str, Any] = {
+        key: getattr(usage, field)
+        for field, key in USAGE_KEYS.items()
+        if getattr(usage, field) is not None
+    }
     if usage.total_tokens is not None:
         out["totalTokens"] = usage.total_tokens
     return {"usage": out}
