@@ -8,6 +8,8 @@
     rxtokens ops [--json]                 operators, presets, providers and sinks with parameters
     rxtokens spec "<launch string>" | pipeline.json  [--launch]   validate; print JSON (or launch)
     rxtokens spec-schema                  the JSON Schema of pipeline specs
+    rxtokens tiny-model PATH              write a tiny random-weight GGUF model (local path)
+    rxtokens serve [options]              serve pipelines to browsers (rxtokens serve --help)
 
 ``run`` and ``demo`` stream the answer's text to stdout as it arrives (``--json``: every
 token as one JSON line, for piping), then print a summary line on stderr: finish
@@ -38,7 +40,7 @@ from typing import Any, TextIO
 from reactivex import Observable
 
 from .aio import run_sync
-from .errors import ConfigError, RxTokensError
+from .errors import ConfigError, ProviderNotInstalledError, RxTokensError
 from .providers import BUILTIN_RECORDS, provider_record
 from .providers.llama import llama_stream
 from .tokens import Completion, StreamToken, token_to_json
@@ -503,6 +505,22 @@ def _cmd_spec(args: argparse.Namespace, terminal: _Terminal) -> int:
     return EXIT_OK
 
 
+def _cmd_tiny_model(args: argparse.Namespace, terminal: _Terminal) -> int:
+    """Write the tiny test model: real llama.cpp runs it, and it talks gibberish by design."""
+    try:  # gguf and numpy come with the [local] extra, which `rxtokens` itself does not need
+        from .testing.tiny_model import write_tiny_llama_gguf
+    except ImportError as exc:
+        missing = exc.name if exc.name in ("gguf", "numpy") else "gguf"
+        raise ProviderNotInstalledError(missing, "local") from None
+    path = write_tiny_llama_gguf(args.path)
+    terminal.note(
+        f"wrote {path} ({path.stat().st_size:,} bytes): a random-weight llama model that real "
+        f"llama.cpp loads and runs; its answers are gibberish by design. "
+        f"Try: rxtokens demo --model {path}"
+    )
+    return 0
+
+
 def _cmd_spec_schema(args: argparse.Namespace, terminal: _Terminal) -> int:
     from .spec import PipelineSpec
 
@@ -597,6 +615,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("spec-schema", help="print the JSON Schema of pipeline specs")
     schema.set_defaults(handler=_cmd_spec_schema)
+
+    tiny = commands.add_parser(
+        "tiny-model", help="write a tiny random-weight GGUF model (gibberish, for the local path)"
+    )
+    tiny.add_argument("path", help="the .gguf file to write")
+    tiny.set_defaults(handler=_cmd_tiny_model)
 
     serve = commands.add_parser(
         "serve",

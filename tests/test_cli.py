@@ -246,11 +246,14 @@ def test_progress_line_on_a_terminal_stderr_for_long_runs(server: ProviderServer
     assert terminal.rstrip().splitlines()[-1].split("\x1b[2K")[-1].startswith("-- done")
 
 
-def test_demo_with_a_local_gguf_model(tmp_path: Path) -> None:
+def test_tiny_model_then_demo_with_it_as_the_readme_says(tmp_path: Path) -> None:
     pytest.importorskip("llama_cpp")
-    from rxtokens.testing.tiny_model import write_tiny_llama_gguf
-
-    model = write_tiny_llama_gguf(tmp_path / "tiny.gguf")
+    model = tmp_path / "tiny.gguf"
+    written = rxtokens("tiny-model", str(model))
+    assert written.returncode == 0, written.stderr
+    assert model.stat().st_size > 100_000
+    assert "gibberish by design" in written.stderr
+    assert f"rxtokens demo --model {model}" in written.stderr
     result = rxtokens("demo", "--model", str(model), "--max-tokens", "8", "--json")
     assert result.returncode == 0, result.stderr
     tokens = [token_from_json(line) for line in result.stdout.splitlines()]
@@ -259,6 +262,15 @@ def test_demo_with_a_local_gguf_model(tmp_path: Path) -> None:
     assert 8 <= (usage[-1].output_tokens or 0) <= 11
     assert "local model" in result.stderr
     assert "-- done | finish length | usage " in result.stderr
+
+
+def test_tiny_model_without_gguf_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "rxtokens.testing.tiny_model", None)
+    assert main(["tiny-model", str(tmp_path / "t.gguf")]) == 1
+    assert "pip install 'rxtokens[local]'" in capsys.readouterr().err
+    assert not (tmp_path / "t.gguf").exists()
 
 
 def test_demo_live_without_a_key_says_which_variable_to_set(
