@@ -35,6 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from reactivex import Observable
@@ -42,6 +43,7 @@ from reactivex import Observable
 from .aio import run_sync
 from .errors import ConfigError, ProviderNotInstalledError, RxTokensError
 from .providers import BUILTIN_RECORDS, provider_record
+from .providers._llama_models import check_gguf
 from .providers.llama import llama_stream
 from .tokens import Completion, StreamToken, token_to_json
 
@@ -350,6 +352,7 @@ def _demo_source(args: argparse.Namespace) -> Iterator[tuple[Callable[[], Any], 
     prompt = args.prompt
     if args.model:
         path = args.model
+        check_gguf(Path(path))  # before the banner: a wrong path is the whole story
         yield (
             lambda: llama_stream(path, prompt, max_tokens=args.max_tokens, temperature=0.8),
             f"the local model {path} (llama.cpp, in-process)",

@@ -427,3 +427,12 @@ def test_docstring_examples() -> None:
         for test in finder.find(target, globs=dict(globs) if callable(target) else None):
             runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+def test_the_assistant_demo_command_has_help_and_names_its_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert assistant_demo.main(["--help"]) == 0
+    assert "calendar" in capsys.readouterr().out
+    assert assistant_demo.main(["nope"]) == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err

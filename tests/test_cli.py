@@ -300,3 +300,12 @@ def test_serve_delegates_to_the_server_options(capsys: pytest.CaptureFixture[str
     out = capsys.readouterr().out
     assert "--upstream" in out
     assert "--allow-specs" in out
+
+
+def test_demo_with_a_missing_model_says_only_that(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["demo", "--model", str(tmp_path / "none.gguf")]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err
+    assert "rxtokens demo: streaming" not in err  # no banner before the error

@@ -42,7 +42,7 @@ def _import_llama_cpp() -> Any:
     return llama_cpp
 
 
-def _check_gguf(path: Path) -> None:
+def check_gguf(path: Path) -> None:
     """Raise `ConfigError` unless `path` is a readable file that starts with the GGUF magic."""
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
@@ -75,7 +75,7 @@ class _Model:
         """The loaded model (loading it now if needed). Call with `lock` held."""
         if self.llm is None:
             assert self.path is not None
-            _check_gguf(self.path)  # it may have gone since the call
+            check_gguf(self.path)  # it may have gone since the call
             llama_cpp = _import_llama_cpp()
             try:
                 self.llm = llama_cpp.Llama(model_path=str(self.path), **self.load_params)
@@ -163,7 +163,7 @@ def load_model(
 
 def _resolve(path: str | os.PathLike[str]) -> Path:
     resolved = Path(path).expanduser().resolve()
-    _check_gguf(resolved)
+    check_gguf(resolved)
     return resolved
 
 

@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime as dt
 import sys
@@ -276,12 +277,24 @@ class _Printer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rxtokens.testing.assistant_demo [provider]``: show the demo live."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    provider = args[0] if args else "openai"
-    if provider not in DEMO_PROVIDERS:
-        print(f"unknown provider {provider!r}; choose one of {', '.join(DEMO_PROVIDERS)}")
-        return 2
+    """``python -m rxtokens.testing.assistant_demo [provider]``: show the demo live.
+
+    Example:
+        >>> main(["--help"])  # doctest: +ELLIPSIS
+        usage: python -m rxtokens.testing.assistant_demo ...
+        0
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m rxtokens.testing.assistant_demo",
+        description="An offline assistant with a calendar and a weather tool: the loopback "
+        "server answers in the provider's wire format, tools run while the answer streams. "
+        "(openai_responses is not offered: run_agent cannot send tool results in its format.)",
+    )
+    parser.add_argument("provider", nargs="?", default="openai", choices=DEMO_PROVIDERS)
+    try:
+        provider = parser.parse_args(list(sys.argv[1:] if argv is None else argv)).provider
+    except SystemExit as exit_:  # --help, or an unknown provider (argparse said which)
+        return int(exit_.code or 0)
     print(f"user: {DEMO_PROMPT}\nassistant ({provider}): ", end="")
     run = asyncio.run(run_assistant_demo(provider=provider, on_token=_Printer()))
     print(f"\n\nfinal answer: {run.completion.text}")
