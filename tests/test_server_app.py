@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from rxtokens.errors import ConfigError
 from rxtokens.providers import close_sessions
 from rxtokens.server import app_token, create_app, start_server
 from rxtokens.testing import Reply
@@ -169,8 +170,6 @@ def test_error_messages_for_clients_mask_secrets() -> None:
 
 
 def test_invalid_configuration_is_rejected() -> None:
-    from rxtokens.errors import ConfigError
-
     for kwargs, named in (
         ({"upstream": "nope"}, "'nope'"),
         ({"upstream": "unknown:model"}, "'unknown:model'"),
@@ -428,3 +427,11 @@ async def test_one_read_token_cannot_take_everyones_slots() -> None:
             assert "max_clients_per_stream" in (await third.json())["error"]["message"]
         first.close()
         second.close()
+
+
+def test_an_upstream_without_its_key_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match="set OPENAI_API_KEY"):
+        create_app(upstream="openai:gpt-4o-mini")
+    create_app(upstream="openai:m", upstream_options={"base_url": "http://127.0.0.1:9/v1"})
+    create_app(upstream="openai:m", upstream_options={"api_key": "sk-test"})

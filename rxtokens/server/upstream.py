@@ -10,7 +10,7 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..inflight import ToolRegistry, dispatch_tools, run_agent
-from ..providers import PROVIDERS, provider_records, stream
+from ..providers import PROVIDERS, get_provider, provider_record, provider_records, stream
 from ..spec import parse_operators
 from ..tokens import StreamToken
 from ..ui_messages import RESPONSES, check_format
@@ -39,6 +39,8 @@ def _make_upstream(
             f"upstream {upstream!r}: unknown provider or no model; known providers: "
             f"{', '.join(sorted(PROVIDERS))}"
         )
+    if provider_record(name).env_vars:  # refuse to start rather than fail every request
+        get_provider(name, **{k: options[k] for k in ("api_key", "base_url") if k in options})
     config = options  # the same dict: a demo upstream fills in its base_url at startup
 
     def provider(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
