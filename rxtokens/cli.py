@@ -55,7 +55,8 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
-DEMO_PROMPT = "What is rxtokens?"
+DEMO_PROMPT = "My card is 4111 1111 1111 1111, mail me at ada@example.com: what is rxtokens?"
+"""The demo's prompt: the loopback model quotes it, so the `safe` preset's redaction shows."""
 _DEMO_PROVIDERS = [
     record.name
     for record in BUILTIN_RECORDS

@@ -67,6 +67,12 @@ def test_demo_speaks_every_wire_format(provider: str, capsys: pytest.CaptureFixt
     assert f"decode_{provider}" in err
 
 
+def test_the_demo_shows_its_redaction(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--delay", "0"]) == 0
+    out, _ = capsys.readouterr()
+    assert out.startswith('You asked: "My card is [CARD], mail me at [EMAIL]: what is rxtokens?"')
+
+
 def test_run_a_launch_string_against_the_provider_server(server: ProviderServer) -> None:
     server.queue(Script(text="Call me at 4111 1111 1111 1111 today.", usage=(5, 9)))
     url = server.base_url_for("openai")
