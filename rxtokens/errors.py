@@ -66,11 +66,24 @@ __all__ = [
 
 
 class RxTokensError(Exception):
-    """Root of every error rxtokens raises."""
+    """Root of every error rxtokens raises.
+
+    Example:
+        >>> try:
+        ...     raise RxTokensError("boom")
+        ... except RxTokensError as error:
+        ...     print(error)
+        boom
+    """
 
 
 class ConfigError(RxTokensError, ValueError):
-    """Invalid configuration: bad operator arguments, unknown provider ids, invalid specs."""
+    """Invalid configuration: bad operator arguments, unknown provider ids, invalid specs.
+
+    Example:
+        >>> isinstance(ConfigError("bad argument"), ValueError)
+        True
+    """
 
 
 class SpecError(ConfigError):
@@ -80,6 +93,11 @@ class SpecError(ConfigError):
         problems: ``(location, message)`` pairs, e.g.
             ``("operators[2]", "redact: pattern: not a valid regular expression: ...")``.
         errors: the same as dicts with ``loc`` (a tuple), ``entry``, ``field`` and ``msg``.
+
+    Example:
+        >>> error = SpecError([{"loc": ("operators", 2), "entry": "", "msg": "unknown operator"}])
+        >>> error.problems
+        [('operators[2]', 'unknown operator')]
     """
 
     def __init__(self, errors: list[dict[str, Any]], *, excerpt: str | None = None) -> None:
@@ -113,6 +131,11 @@ class LaunchSyntaxError(ConfigError):
         reason: what is wrong.
         text: the launch string.
         position: the offending index in `text`.
+
+    Example:
+        >>> error = LaunchSyntaxError("expected a value", "a b = c", 4)
+        >>> error.position, error.reason
+        (4, 'expected a value')
     """
 
     def __init__(self, reason: str, text: str, position: int) -> None:
@@ -167,11 +190,22 @@ class ToolArgumentsError(RxTokensError, ValueError):
 
 
 class EmptyStreamError(RxTokensError, LookupError):
-    """`first` or `last` awaited an Observable that completed without emitting anything."""
+    """`first` or `last` awaited an Observable that completed without emitting anything.
+
+    Example:
+        >>> isinstance(EmptyStreamError("no tokens"), LookupError)
+        True
+    """
 
 
 class ReplayGapError(RxTokensError, LookupError):
-    """`Broadcast.sequenced` was asked to resume after a seq older than the retained history."""
+    """`Broadcast.sequenced` was asked to resume after a seq older than the retained history.
+
+    Example:
+        >>> error = ReplayGapError("seq 3 is gone", after=3, oldest=10)
+        >>> error.after, error.oldest
+        (3, 10)
+    """
 
     def __init__(self, message: str, *, after: int, oldest: int) -> None:
         super().__init__(message)
@@ -180,7 +214,12 @@ class ReplayGapError(RxTokensError, LookupError):
 
 
 class ProviderNotInstalledError(RxTokensError, ImportError):
-    """An optional dependency is missing; the message names the install command."""
+    """An optional dependency is missing; the message names the install command.
+
+    Example:
+        >>> print(ProviderNotInstalledError("openai", "openai"))
+        'openai' is not installed; install it with: pip install 'rxtokens[openai]'
+    """
 
     def __init__(self, package: str, extra: str) -> None:
         self.package = package
@@ -191,7 +230,13 @@ class ProviderNotInstalledError(RxTokensError, ImportError):
 
 
 class StreamError(RxTokensError):
-    """A stream failed after it started. `partial` holds what arrived before the failure."""
+    """A stream failed after it started. `partial` holds what arrived before the failure.
+
+    Example:
+        >>> error = StreamError("dropped", provider="openai")
+        >>> error.provider, error.partial
+        ('openai', None)
+    """
 
     def __init__(
         self, message: str, *, provider: str | None = None, partial: Completion | None = None
@@ -209,7 +254,12 @@ class StreamError(RxTokensError):
 
 
 class ProviderHTTPError(StreamError):
-    """The provider answered with a non-2xx HTTP status."""
+    """The provider answered with a non-2xx HTTP status.
+
+    Example:
+        >>> ProviderHTTPError("server error", status=500, provider="openai")
+        ProviderHTTPError(status=500, provider='openai')
+    """
 
     def __init__(
         self,
@@ -231,11 +281,22 @@ class ProviderHTTPError(StreamError):
 
 
 class AuthenticationError(ProviderHTTPError):
-    """401 / 403: the API key is missing, wrong, or lacks permission."""
+    """401 / 403: the API key is missing, wrong, or lacks permission.
+
+    Example:
+        >>> error = AuthenticationError("bad key", status=401)
+        >>> isinstance(error, ProviderHTTPError), error.status
+        (True, 401)
+    """
 
 
 class RateLimitError(ProviderHTTPError):
-    """429 (rate limited) or Anthropic's 529 (overloaded). `retry_after` is in seconds."""
+    """429 (rate limited) or Anthropic's 529 (overloaded). `retry_after` is in seconds.
+
+    Example:
+        >>> RateLimitError("slow down", status=429, retry_after=2.0).retry_after
+        2.0
+    """
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
@@ -243,7 +304,12 @@ class RateLimitError(ProviderHTTPError):
 
 
 class ProviderError(StreamError):
-    """An error event inside a 200 stream (``{"error": ...}``, ``event: error``, ``failed``)."""
+    """An error event inside a 200 stream (``{"error": ...}``, ``event: error``, ``failed``).
+
+    Example:
+        >>> ProviderError("overloaded", error_type="overloaded_error")
+        ProviderError(error_type='overloaded_error', message='overloaded')
+    """
 
     def __init__(
         self,
@@ -261,19 +327,40 @@ class ProviderError(StreamError):
 
 
 class TruncatedStreamError(StreamError):
-    """The stream ended without the provider's terminal event (EOF or a mid-stream drop)."""
+    """The stream ended without the provider's terminal event (EOF or a mid-stream drop).
+
+    Example:
+        >>> isinstance(TruncatedStreamError("no [DONE]"), StreamError)
+        True
+    """
 
 
 class StreamDecodeError(StreamError):
-    """The bytes are not in the provider's format (invalid JSON, wrong content type ...)."""
+    """The bytes are not in the provider's format (invalid JSON, wrong content type ...).
+
+    Example:
+        >>> StreamDecodeError("not JSON", provider="anthropic").provider
+        'anthropic'
+    """
 
 
 class ConnectionLostError(StreamError):
-    """No response: the connection was refused, reset or not resolved (safe to retry)."""
+    """No response: the connection was refused, reset or not resolved (safe to retry).
+
+    Example:
+        >>> isinstance(ConnectionLostError("refused"), StreamError)
+        True
+    """
 
 
 class StreamTimeoutError(StreamError, asyncio.TimeoutError):
-    """A connect, time-to-first-token or idle timeout fired. `phase` says which."""
+    """A connect, time-to-first-token or idle timeout fired. `phase` says which.
+
+    Example:
+        >>> error = StreamTimeoutError("idle", phase="idle", timeout=5.0)
+        >>> error.phase, isinstance(error, asyncio.TimeoutError)
+        ('idle', True)
+    """
 
     def __init__(
         self,
@@ -290,7 +377,12 @@ class StreamTimeoutError(StreamError, asyncio.TimeoutError):
 
 
 class BackpressureOverflowError(StreamError):
-    """A bounded buffer in front of a slow consumer overflowed under the ``"error"`` policy."""
+    """A bounded buffer in front of a slow consumer overflowed under the ``"error"`` policy.
+
+    Example:
+        >>> BackpressureOverflowError("buffer full", capacity=8).capacity
+        8
+    """
 
     def __init__(self, message: str, *, capacity: int, partial: Completion | None = None) -> None:
         super().__init__(message, partial=partial)
@@ -298,4 +390,9 @@ class BackpressureOverflowError(StreamError):
 
 
 class BroadcastCancelledError(StreamError):
-    """The broadcast stopped before its upstream ended (last subscriber left, or `cancel()`)."""
+    """The broadcast stopped before its upstream ended (last subscriber left, or `cancel()`).
+
+    Example:
+        >>> isinstance(BroadcastCancelledError("cancelled"), StreamError)
+        True
+    """

@@ -178,6 +178,16 @@ class Agent:
         result: the final `Completion` (None until the loop ended).
         provider: the message format used.
         max_steps: the step limit.
+
+    Example:
+        >>> import reactivex
+        >>> from rxtokens import Finish, TextDelta, ToolRegistry, run
+        >>> agent = run_agent(lambda messages: reactivex.of(TextDelta("Hi"), Finish("stop")),
+        ...                   ToolRegistry(), "Hello")
+        >>> run(agent.tokens).text
+        'Hi'
+        >>> agent
+        Agent(provider='openai', max_steps=5, done)
     """
 
     def __init__(

@@ -93,6 +93,11 @@ class PipelineSpec(SpecBase):
         source: where the tokens come from.
         operators: applied in order with ``pipe``.
         sinks: where `run` / `arun` send the tokens (besides returning the `Completion`).
+
+    Example:
+        >>> spec = PipelineSpec(source={"provider": "testing", "prompt": "Hi"})
+        >>> spec.source.provider, spec.operators
+        ('testing', [])
     """
 
     version: Literal[1] = 1

@@ -83,6 +83,10 @@ class SourceSpec(SpecBase):
         messages: ``{"role", "content"}`` messages.
         params: provider configuration and request fields (``base_url``, ``timeout``,
             ``temperature``, ``max_tokens`` ...); never an API key.
+
+    Example:
+        >>> SourceSpec(provider="testing", prompt="Hi").prompt
+        'Hi'
     """
 
     provider: str
@@ -187,7 +191,12 @@ class OperatorSpec(SpecBase):
 
 
 class SinkSpec(SpecBase):
-    """A sink of a pipeline: a registered name (``stdout``, ``jsonl``, ``textfile``) and params."""
+    """A sink of a pipeline: a registered name (``stdout``, ``jsonl``, ``textfile``) and params.
+
+    Example:
+        >>> SinkSpec(name="stdout").name
+        'stdout'
+    """
 
     name: str
     params: dict[str, JsonValue] = Field(default_factory=dict)

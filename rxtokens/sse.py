@@ -22,6 +22,10 @@ class SseEvent(NamedTuple):
         data: the data buffer, lines joined with LF, final LF removed.
         id: the last event ID in effect when the event was dispatched.
         retry: the reconnection time from a valid ``retry`` field in the same block, else None.
+
+    Example:
+        >>> SseParser().feed(b"event: ping\\ndata: hi\\n\\n")
+        [SseEvent(event='ping', data='hi', id='', retry=None)]
     """
 
     event: str = "message"

@@ -44,7 +44,13 @@ __all__ = ["LogEnd", "LogRead", "MemoryTokenLog", "Sequenced", "TokenLog"]
 
 
 class Sequenced(NamedTuple):
-    """A token with its sequence number in the broadcast (1 for the first token)."""
+    """A token with its sequence number in the broadcast (1 for the first token).
+
+    Example:
+        >>> from rxtokens import TextDelta
+        >>> Sequenced(1, TextDelta("Hi")).seq
+        1
+    """
 
     seq: int
     token: Any

@@ -80,7 +80,12 @@ class _TextDeltaFields(NamedTuple):
 
 
 class TextDelta(_Kind, _TextDeltaFields):
-    """Visible answer text for choice `index`."""
+    """Visible answer text for choice `index`.
+
+    Example:
+        >>> TextDelta("Hello")
+        TextDelta(text='Hello', index=0)
+    """
 
     __slots__ = ()
     type = "text"
@@ -92,7 +97,12 @@ class _ReasoningDeltaFields(NamedTuple):
 
 
 class ReasoningDelta(_Kind, _ReasoningDeltaFields):
-    """Thinking / reasoning text for choice `index` (not part of the answer)."""
+    """Thinking / reasoning text for choice `index` (not part of the answer).
+
+    Example:
+        >>> ReasoningDelta("Let me think").type
+        'reasoning'
+    """
 
     __slots__ = ()
     type = "reasoning"
@@ -104,7 +114,12 @@ class _RefusalDeltaFields(NamedTuple):
 
 
 class RefusalDelta(_Kind, _RefusalDeltaFields):
-    """Refusal text for choice `index` (OpenAI ``delta.refusal``)."""
+    """Refusal text for choice `index` (OpenAI ``delta.refusal``).
+
+    Example:
+        >>> RefusalDelta("I can't help with that", index=1).index
+        1
+    """
 
     __slots__ = ()
     type = "refusal"
@@ -124,6 +139,10 @@ class ToolCallDelta(_Kind, _ToolCallDeltaFields):
     `index` identifies the call within the response (across choices, the
     provider's own numbering); `id` and `name` are usually present only on the
     first fragment. `choice` is the choice the call belongs to.
+
+    Example:
+        >>> ToolCallDelta(0, "call_1", "get_weather", '{"city": ').arguments
+        '{"city": '
     """
 
     __slots__ = ()
@@ -139,7 +158,12 @@ class _ToolCallFields(NamedTuple):
 
 
 class ToolCall(_Kind, _ToolCallFields):
-    """A tool call whose arguments are complete, emitted as soon as that is known."""
+    """A tool call whose arguments are complete, emitted as soon as that is known.
+
+    Example:
+        >>> ToolCall(0, "call_1", "get_weather", {"city": "Paris"}).arguments
+        {'city': 'Paris'}
+    """
 
     __slots__ = ()
     type = "tool_call"
@@ -212,7 +236,12 @@ class _FinishFields(NamedTuple):
 
 
 class Finish(_Kind, _FinishFields):
-    """End of choice `index`; `reason` is the provider's raw value (``stop``, ``end_turn`` ...)."""
+    """End of choice `index`; `reason` is the provider's raw value (``stop``, ``end_turn`` ...).
+
+    Example:
+        >>> Finish("stop")
+        Finish(reason='stop', index=0)
+    """
 
     __slots__ = ()
     type = "finish"
@@ -235,6 +264,10 @@ class PartialToolCall(_Kind, _PartialToolCallFields):
 
     `complete` is True for the final value (from the `ToolCall`). Emitted by
     `rxtokens.operators.partial_tool_arguments`.
+
+    Example:
+        >>> PartialToolCall(0, "call_1", "get_weather", {"city": "Par"}).complete
+        False
     """
 
     __slots__ = ()
@@ -253,6 +286,10 @@ class ActionResult(_Kind, _ActionResultFields):
     """What an `on_match` action returned (`value`) or raised (`error`, a message).
 
     `action` is the action's name, `match` the matched text, `index` the choice.
+
+    Example:
+        >>> ActionResult("notify", "urgent", None, "timed out").ok
+        False
     """
 
     __slots__ = ()
@@ -275,6 +312,10 @@ class Intent(_Kind, _IntentFields):
     """An intent `detect_intents` found in choice `index` (each name once per choice).
 
     `evidence` is the text that triggered it when the classifier says so (else "").
+
+    Example:
+        >>> Intent("refund", 0.9, "money back").name
+        'refund'
     """
 
     __slots__ = ()
@@ -296,6 +337,10 @@ class ToolResult(_Kind, _ToolResultFields):
 
     `call_id`, `name`, `index` and `choice` are those of the `ToolCall`;
     `elapsed` is how long the tool ran, in seconds (0 when it never started).
+
+    Example:
+        >>> ToolResult("call_1", "get_weather", {"temp": 21}, None, 0, 0.05).ok
+        True
     """
 
     __slots__ = ()
@@ -317,6 +362,10 @@ class StepBoundary(_Kind, _StepBoundaryFields):
 
     ``"tool_calls"``: the step's tool results were sent and step ``step + 1``
     follows; ``"max_steps"``: tool calls remain but ``max_steps`` was reached.
+
+    Example:
+        >>> StepBoundary(1, "tool_calls").reason
+        'tool_calls'
     """
 
     __slots__ = ()
@@ -375,14 +424,24 @@ def register_token_type(cls: type[Any]) -> type[Any]:
 
 
 def token_to_dict(token: Any) -> dict[str, Any]:
-    """The JSON-ready dict of a token: its fields plus ``"type"``."""
+    """The JSON-ready dict of a token: its fields plus ``"type"``.
+
+    Example:
+        >>> token_to_dict(TextDelta("Hi"))
+        {'type': 'text', 'text': 'Hi', 'index': 0}
+    """
     data: dict[str, Any] = {"type": token.type}
     data.update(zip(token._fields, token, strict=True))
     return data
 
 
 def token_from_dict(data: dict[str, Any]) -> Any:
-    """Rebuild a token from `token_to_dict` output (unknown keys are an error)."""
+    """Rebuild a token from `token_to_dict` output (unknown keys are an error).
+
+    Example:
+        >>> token_from_dict({"type": "finish", "reason": "stop"})
+        Finish(reason='stop', index=0)
+    """
     fields = dict(data)
     kind = fields.pop("type", None)
     cls = TOKEN_TYPES.get(kind) if isinstance(kind, str) else None
@@ -395,12 +454,22 @@ def token_from_dict(data: dict[str, Any]) -> Any:
 
 
 def token_to_json(token: Any) -> str:
-    """Serialise a token as compact JSON."""
+    """Serialise a token as compact JSON.
+
+    Example:
+        >>> token_to_json(TextDelta("Hi"))
+        '{"type":"text","text":"Hi","index":0}'
+    """
     return json.dumps(token_to_dict(token), ensure_ascii=False, separators=(",", ":"))
 
 
 def token_from_json(text: str | bytes) -> Any:
-    """Parse a token from `token_to_json` output (invalid JSON is a `ConfigError`)."""
+    """Parse a token from `token_to_json` output (invalid JSON is a `ConfigError`).
+
+    Example:
+        >>> token_from_json('{"type":"text","text":"Hi","index":0}')
+        TextDelta(text='Hi', index=0)
+    """
     try:
         data = json.loads(text)
     except (ValueError, TypeError) as exc:
@@ -412,7 +481,12 @@ def token_from_json(text: str | bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    """The aggregated result of one choice (``n > 1`` requests have several)."""
+    """The aggregated result of one choice (``n > 1`` requests have several).
+
+    Example:
+        >>> Choice(index=1, text="Hi", finish_reason="stop").text
+        'Hi'
+    """
 
     index: int = 0
     text: str = ""
@@ -428,6 +502,11 @@ class Completion:
 
     The top-level fields mirror choice 0; `choices` holds one `Choice` per
     choice index (a single element for ordinary requests).
+
+    Example:
+        >>> completion = Completion(text="Hi", finish_reason="stop")
+        >>> Completion.from_dict(completion.to_dict()).text
+        'Hi'
     """
 
     text: str = ""

@@ -120,6 +120,14 @@ class Tool:
         is_async: whether calling it returns a coroutine (run on the event loop;
             sync tools run in a thread executor).
         timeout: seconds this tool may run (None: the dispatcher's default).
+
+    Example:
+        >>> def add(a: int, b: int) -> int:
+        ...     '''Add two numbers.'''
+        ...     return a + b
+        >>> tool = Tool.from_function(add)
+        >>> tool.name, tool.description
+        ('add', 'Add two numbers.')
     """
 
     name: str

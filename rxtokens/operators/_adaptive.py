@@ -37,6 +37,10 @@ class FlowSnapshot:
         pauses: how many times the producer was paused.
         delivered: items delivered so far.
         acked: items acknowledged so far.
+
+    Example:
+        >>> AdaptiveFlowController(min_window=4).snapshot().paused
+        False
     """
 
     window: int

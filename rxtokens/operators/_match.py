@@ -36,6 +36,10 @@ class TextMatch:
         groups: the pattern's groups (None for a group that did not take part).
         named: the named groups.
         index: the choice.
+
+    Example:
+        >>> TextMatch("42", 6, 8, groups=("42",)).group(1)
+        '42'
     """
 
     text: str

@@ -64,6 +64,10 @@ class MetricsSnapshot:
         error: ``repr`` of the last error, or None.
         finish_reason: the last `Finish` reason seen.
         done: the stream ended (completed, failed or was disposed).
+
+    Example:
+        >>> StreamMetrics().snapshot().chunks
+        0
     """
 
     elapsed: float

@@ -192,6 +192,17 @@ def register_sink(
 
     Raises:
         ConfigError: an invalid or taken name (operators and sinks share one namespace).
+
+    Example:
+        >>> class Collect:
+        ...     def __init__(self, path: str = "out.txt") -> None:
+        ...         '''Collect tokens (an example sink).'''
+        ...         self.path = path
+        >>> register_sink("collect_example", Collect, replace=True).name
+        'collect_example'
+        >>> sink_entry("collect_example").params.model_fields["path"].default
+        'out.txt'
+        >>> del _sinks["collect_example"]  # (only to keep this example self-contained)
     """
     check_name(name, "sink")
     model = params_model or params_model_from_signature(factory, name=name)
