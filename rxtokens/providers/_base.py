@@ -247,9 +247,13 @@ class HttpProvider(ABC):
     ) -> tuple[str, dict[str, Any]]:
         """The URL and JSON body of a streaming request."""
 
+    def parser(self) -> Callable[[Observable[bytes]], Observable[Any]]:
+        """The operator that cuts the response body into events (SSE; Bedrock overrides it)."""
+        return parse_sse(max_event_bytes=MAX_EVENT_BYTES)
+
     @abstractmethod
     def decoder(self) -> Callable[[Observable[Any]], Observable[StreamToken]]:
-        """The decoder operator of this provider's SSE events."""
+        """The decoder operator of this provider's events."""
 
     @abstractmethod
     def health_url(self) -> str:
@@ -294,9 +298,7 @@ class HttpProvider(ABC):
     ) -> Observable[StreamToken]:
         """A cold ``Observable[StreamToken]``: one streaming request per subscription."""
         request = self.request(model, messages, tools=tools, **params)
-        return stream_bytes(request).pipe(
-            parse_sse(max_event_bytes=MAX_EVENT_BYTES), self.decoder()
-        )
+        return stream_bytes(request).pipe(self.parser(), self.decoder())
 
     def health_request(self) -> HttpRequest:
         """The cheap authenticated GET that `health` sends."""

@@ -39,7 +39,7 @@ from ._base import (
     normalize_messages,
     normalize_tools,
 )
-from ._http import HttpRequest, Timeouts, stream_bytes
+from ._http import HttpRequest, Timeouts
 from ._record import MessageFormat, ProviderRecord, ToolOutcome, tool_call_id, tool_result_text
 
 __all__ = [
@@ -180,17 +180,8 @@ class Bedrock(HttpProvider):
             stream_content_type=EVENTSTREAM_CONTENT_TYPE,
         )
 
-    def stream(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        **params: Any,
-    ) -> Observable[StreamToken]:
-        """A cold ``Observable[StreamToken]``: one ``ConverseStream`` call per subscription."""
-        request = self.request(model, messages, tools=tools, **params)
-        return stream_bytes(request).pipe(parse_aws_eventstream(), decode_bedrock())
+    def parser(self) -> Callable[[Observable[bytes]], Observable[Any]]:
+        return parse_aws_eventstream()
 
     def decoder(self) -> Callable[[Observable[Any]], Observable[StreamToken]]:
         return decode_bedrock()
