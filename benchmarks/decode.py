@@ -1,30 +1,37 @@
 """Decode benchmark: microseconds per token, bytes -> StreamToken.
 
-The same bytes (a 100,000-token stream rendered by `rxtokens.testing.wire`,
-cut into ~4 KB chunks) go through:
+The same bytes (a stream rendered by `rxtokens.testing.wire`, cut into ~4 KB
+chunks) go through:
 
-- rxtokens: ``reactivex.from_iterable(chunks).pipe(parse_sse(), decode_x())``
-  (the full operator pipeline), and the pure core (``SseParser.feed`` +
-  ``Decoder.feed``, no Rx) for reference;
+- rxtokens' provider path: ``sse_decoder(parse_sse(), decode_x())``, what
+  ``HttpProvider.stream`` pipes the body through (the fused SSE -> decoder
+  processor), also with the decoders' template path switched off; the public
+  operators ``pipe(parse_sse(), decode_x())``; and the pure core
+  (``SseParser.feed`` + ``Decoder.feed``, no Rx);
 - the official SDKs' own client iteration, through their HTTP client
   (``httpx2``) with a ``MockTransport`` that serves the same chunks:
   ``OpenAI().chat.completions.create(stream=True)``,
   ``Anthropic().messages.create(stream=True)`` and
   ``Anthropic().messages.stream(...).text_stream``;
-- a raw baseline: split on blank lines + ``json.loads`` of each ``data:``
-  line (no token objects at all).
+- raw baselines: split on blank lines + ``json.loads`` (or pydantic-core's
+  ``from_json``, the parser rxtokens uses) of each ``data:`` line (no token
+  objects at all).
 
-Targets: >= 10x faster than the openai SDK, >= 3x faster than the anthropic
-SDK's ``create(stream=True)``, within 2x of the raw baseline.
+Every contender runs once per round, the order reversed every other round;
+ratios are medians of the per-round ratios with their min-max.
+Goals (issue 17): >= 60x the openai SDK, >= 12x the anthropic SDK's
+``create(stream=True)``, <= 1.2x the raw split + ``from_json``.
 
-Run: ``.venv/bin/python benchmarks/decode.py [--quick]``; writes the
-"decode" section of ``benchmarks/RESULTS.md``.
+Run: ``.venv/bin/python benchmarks/decode.py [--quick] [--tokens N]
+[--rounds N] [--print]``; writes the "decode" section of
+``benchmarks/RESULTS.md`` unless ``--quick`` / ``--print``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 import warnings
@@ -39,9 +46,12 @@ import reactivex
 from _report import write_section
 from pydantic_core import from_json
 
+from rxtokens.operators import _decode_anthropic as _anthropic
+from rxtokens.operators import _decode_openai as _openai
 from rxtokens.operators import decode_anthropic, decode_openai_chat, parse_sse
 from rxtokens.operators._decode_anthropic import AnthropicDecoder
 from rxtokens.operators._decode_openai import OpenAIChatDecoder
+from rxtokens.operators._decode_sse import sse_decoder
 from rxtokens.sse import SseParser
 from rxtokens.testing import Script, anthropic_events, openai_chat_events
 
@@ -72,6 +82,32 @@ def rx_pipeline(chunks: list[bytes], decoder: Callable[[], Any]) -> int:
         count += 1
 
     reactivex.from_iterable(chunks).pipe(parse_sse(), decoder()).subscribe(on_next)
+    return count
+
+
+def no_template(run: Callable[[], int]) -> Callable[[], int]:
+    """`run` with the decoders' template path switched off (to show what it adds)."""
+
+    def without() -> int:
+        saved = _openai._TEMPLATE_TRIES, _anthropic._TEMPLATE_TRIES
+        _openai._TEMPLATE_TRIES = _anthropic._TEMPLATE_TRIES = 0
+        try:
+            return run()
+        finally:
+            _openai._TEMPLATE_TRIES, _anthropic._TEMPLATE_TRIES = saved
+
+    return without
+
+
+def rx_fused(chunks: list[bytes], decoder: Callable[[], Any]) -> int:
+    """The providers' path: ``HttpProvider.stream`` pipes the body through ``sse_decoder``."""
+    count = 0
+
+    def on_next(_: object) -> None:
+        nonlocal count
+        count += 1
+
+    reactivex.from_iterable(chunks).pipe(sse_decoder(parse_sse(), decoder())).subscribe(on_next)
     return count
 
 
@@ -169,177 +205,126 @@ def anthropic_text_stream(chunks: list[bytes]) -> int:
 # --------------------------------------------------------------------------- main
 
 
-def run(tokens: int, repeat: int, sdk_repeat: int) -> str:
+def _median_spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
+
+
+def run(tokens: int, rounds: int) -> str:
     data = {name: chunked(body) for name, body in bodies(tokens).items()}
     oa, an = data["openai"], data["anthropic"]
-    # (format, name, function, expected count, repeats). Every run's count is
-    # checked: the contenders really decode the same tokens.
+    # (key, name, function, expected count). Every run's count is checked: the contenders
+    # really decode the same tokens.
     ours = tokens  # text tokens; our decoders add Finish + Usage tokens
-    contenders: list[tuple[str, str, Callable[[], int], int, int]] = [
-        (
-            "openai",
-            "rxtokens (parse_sse + decode_openai_chat)",
-            lambda: rx_pipeline(oa, decode_openai_chat),
-            ours + 2,
-            repeat,
-        ),
-        (
-            "openai",
-            "rxtokens pure core (SseParser + OpenAIChatDecoder)",
-            lambda: pure_core(oa, OpenAIChatDecoder),
-            ours + 2,
-            repeat,
-        ),
-        (
-            "openai",
-            "raw baseline (split + json.loads)",
-            lambda: raw_baseline(oa),
-            tokens + 3,
-            repeat,
-        ),
-        (
-            "openai",
-            "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
-            lambda: raw_baseline(oa, from_json),
-            tokens + 3,
-            repeat,
-        ),
-        (
-            "openai",
-            "openai SDK chat.completions.create(stream=True)",
-            lambda: openai_sdk(oa),
-            tokens,
-            sdk_repeat,
-        ),
-        (
-            "anthropic",
-            "rxtokens (parse_sse + decode_anthropic)",
-            lambda: rx_pipeline(an, decode_anthropic),
-            ours + 3,
-            repeat,
-        ),
-        (
-            "anthropic",
-            "rxtokens pure core (SseParser + AnthropicDecoder)",
-            lambda: pure_core(an, AnthropicDecoder),
-            ours + 3,
-            repeat,
-        ),
-        (
-            "anthropic",
-            "raw baseline (split + json.loads)",
-            lambda: raw_baseline(an),
-            tokens + 6,
-            repeat,
-        ),
-        (
-            "anthropic",
-            "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
-            lambda: raw_baseline(an, from_json),
-            tokens + 6,
-            repeat,
-        ),
-        (
-            "anthropic",
-            "anthropic SDK messages.create(stream=True)",
-            lambda: anthropic_create(an),
-            tokens,
-            sdk_repeat,
-        ),
-        (
-            "anthropic",
-            "anthropic SDK messages.stream().text_stream",
-            lambda: anthropic_text_stream(an),
-            tokens,
-            sdk_repeat,
-        ),
-    ]
+    contenders: list[tuple[str, str, Callable[[], int], int]] = [
+        ("o_fused", "rxtokens provider path (fused SSE -> decode_openai_chat)",
+         lambda: rx_fused(oa, decode_openai_chat), ours + 2),
+        ("o_notpl", "rxtokens provider path, template path off",
+         no_template(lambda: rx_fused(oa, decode_openai_chat)), ours + 2),
+        ("o_rx", "rxtokens operators parse_sse() + decode_openai_chat()",
+         lambda: rx_pipeline(oa, decode_openai_chat), ours + 2),
+        ("o_core", "rxtokens pure core (SseParser + OpenAIChatDecoder)",
+         lambda: pure_core(oa, OpenAIChatDecoder), ours + 2),
+        ("o_raw", "raw baseline (split + json.loads)", lambda: raw_baseline(oa), tokens + 3),
+        ("o_rawfj", "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
+         lambda: raw_baseline(oa, from_json), tokens + 3),
+        ("o_sdk", "openai SDK chat.completions.create(stream=True)",
+         lambda: openai_sdk(oa), tokens),
+        ("a_fused", "rxtokens provider path (fused SSE -> decode_anthropic)",
+         lambda: rx_fused(an, decode_anthropic), ours + 3),
+        ("a_notpl", "rxtokens provider path, template path off",
+         no_template(lambda: rx_fused(an, decode_anthropic)), ours + 3),
+        ("a_rx", "rxtokens operators parse_sse() + decode_anthropic()",
+         lambda: rx_pipeline(an, decode_anthropic), ours + 3),
+        ("a_core", "rxtokens pure core (SseParser + AnthropicDecoder)",
+         lambda: pure_core(an, AnthropicDecoder), ours + 3),
+        ("a_raw", "raw baseline (split + json.loads)", lambda: raw_baseline(an), tokens + 6),
+        ("a_rawfj", "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
+         lambda: raw_baseline(an, from_json), tokens + 6),
+        ("a_sdk", "anthropic SDK messages.create(stream=True)",
+         lambda: anthropic_create(an), tokens),
+        ("a_text", "anthropic SDK messages.stream().text_stream",
+         lambda: anthropic_text_stream(an), tokens),
+    ]  # fmt: skip
     # Warm up (imports, client construction caches, first-call costs) on a small stream.
     small = {name: chunked(body) for name, body in bodies(50).items()}
     for warm in (openai_sdk, raw_baseline):
         warm(small["openai"])
     for warm in (anthropic_create, anthropic_text_stream, raw_baseline):
         warm(small["anthropic"])
-    rx_pipeline(small["openai"], decode_openai_chat)
+    rx_fused(small["openai"], decode_openai_chat)
     rx_pipeline(small["anthropic"], decode_anthropic)
-    best: dict[tuple[str, str], float] = {}
-    # Round-robin, so a load change on this shared machine hits every contender alike.
-    for round_ in range(repeat):
-        for fmt, name, fn, expected, times in contenders:
-            if round_ >= times:
-                continue
+    times: dict[str, list[float]] = {key: [] for key, *_ in contenders}
+    names = {key: name for key, name, *_ in contenders}
+    # Every contender once per round, the order reversed every other round, so a load change
+    # on this shared machine hits every contender alike; ratios are taken within a round.
+    for round_ in range(rounds):
+        for key, name, fn, expected in contenders[:: -1 if round_ % 2 else 1]:
             start = time.process_time()
             count = fn()
             elapsed = time.process_time() - start
             assert count == expected, f"{name}: {count} tokens, expected {expected}"
-            key = (fmt, name)
-            best[key] = min(best.get(key, float("inf")), elapsed / tokens * 1e6)
-    rows: dict[str, dict[str, float]] = {"openai": {}, "anthropic": {}}
-    for (fmt, name), value in best.items():
-        rows[fmt][name] = value
+            times[key].append(elapsed / tokens * 1e6)
 
-    o, a = rows["openai"], rows["anthropic"]
-    ours_o = o["rxtokens (parse_sse + decode_openai_chat)"]
-    ours_a = a["rxtokens (parse_sse + decode_anthropic)"]
+    def ratio(top: str, bottom: str) -> str:
+        return _median_spread([a / b for a, b in zip(times[top], times[bottom], strict=True)])
+
     ratios = [
-        (
-            "openai SDK / rxtokens (target >= 10x)",
-            o["openai SDK chat.completions.create(stream=True)"] / ours_o,
-        ),
-        (
-            "anthropic SDK create(stream=True) / rxtokens (target >= 3x)",
-            a["anthropic SDK messages.create(stream=True)"] / ours_a,
-        ),
-        (
-            "anthropic SDK text_stream / rxtokens",
-            a["anthropic SDK messages.stream().text_stream"] / ours_a,
-        ),
-        (
-            "rxtokens / raw baseline, OpenAI format (target <= 2x)",
-            ours_o / o["raw baseline (split + json.loads)"],
-        ),
-        (
-            "rxtokens / raw baseline, Anthropic format (target <= 2x)",
-            ours_a / a["raw baseline (split + json.loads)"],
-        ),
-        (
-            "rxtokens / raw baseline using the same JSON parser, OpenAI format",
-            ours_o / o["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"],
-        ),
-        (
-            "rxtokens / raw baseline using the same JSON parser, Anthropic format",
-            ours_a / a["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"],
-        ),
-    ]
+        ("openai SDK / rxtokens provider path (goal >= 60x)", ratio("o_sdk", "o_fused")),
+        ("anthropic SDK create(stream=True) / rxtokens provider path (goal >= 12x)",
+         ratio("a_sdk", "a_fused")),
+        ("anthropic SDK text_stream / rxtokens provider path", ratio("a_text", "a_fused")),
+        ("rxtokens provider path / raw split + from_json, OpenAI (goal <= 1.2x)",
+         ratio("o_fused", "o_rawfj")),
+        ("rxtokens provider path / raw split + from_json, Anthropic (goal <= 1.2x)",
+         ratio("a_fused", "a_rawfj")),
+        ("rxtokens provider path / raw split + json.loads, OpenAI", ratio("o_fused", "o_raw")),
+        ("rxtokens provider path / raw split + json.loads, Anthropic",
+         ratio("a_fused", "a_raw")),
+        ("provider path, template off / raw split + from_json, OpenAI",
+         ratio("o_notpl", "o_rawfj")),
+        ("provider path, template off / raw split + from_json, Anthropic",
+         ratio("a_notpl", "a_rawfj")),
+        ("openai SDK / parse_sse() + decode_openai_chat() operators", ratio("o_sdk", "o_rx")),
+        ("anthropic SDK create / parse_sse() + decode_anthropic() operators",
+         ratio("a_sdk", "a_rx")),
+    ]  # fmt: skip
     lines = [
         f"bytes -> StreamToken, {tokens:,} text tokens per stream, {CHUNK} B chunks, "
-        f"best of {repeat} (SDKs: best of {sdk_repeat}), CPU time of this process "
-        "(time.process_time: the machine is shared), contenders measured round-robin.",
+        f"CPU time of this process (time.process_time: the machine is shared); {rounds} rounds, "
+        "every contender once per round, order reversed every other round; ratios are the "
+        "median of the per-round ratios (min-max in brackets).",
         "",
-        "| ratio | value |",
+        "| ratio | median (min-max) |",
         "|---|---|",
-        *(f"| {name} | {value:.1f}x |" for name, value in ratios),
+        *(f"| {name} | {value} |" for name, value in ratios),
         "",
-        "| format | contender | µs / token |",
+        "| format | contender | µs / token, median (best) |",
         "|---|---|---|",
     ]
-    for fmt, results in rows.items():
-        lines += [f"| {fmt} | {name} | {value:.2f} |" for name, value in results.items()]
+    for key, values in times.items():
+        fmt = "openai" if key.startswith("o_") else "anthropic"
+        lines.append(
+            f"| {fmt} | {names[key]} | {statistics.median(values):.2f} ({min(values):.2f}) |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 tokens, fewer repeats")
+    parser.add_argument("--quick", action="store_true", help="10,000 tokens, 5 rounds, printed")
+    parser.add_argument("--tokens", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--print", action="store_true", help="print only (no RESULTS.md)")
     args = parser.parse_args()
     # The SDKs warn about model ids nearing end of life; irrelevant to a mock transport.
     warnings.simplefilter("ignore", DeprecationWarning)
     if args.quick:  # a smoke test: printed, not written to RESULTS.md
-        print(run(tokens=10_000, repeat=2, sdk_repeat=1))
+        print(run(tokens=10_000, rounds=5))
         return
-    markdown = run(tokens=100_000, repeat=3, sdk_repeat=2)
+    markdown = run(tokens=args.tokens, rounds=args.rounds)
     print(markdown)
-    write_section("decode", markdown)
+    if not args.print:
+        write_section("decode", markdown)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-inte
 from __future__ import annotations
 
 from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .errors import ConfigError, StreamDecodeError
 
@@ -35,6 +35,12 @@ class SseEvent(NamedTuple):
 
 
 _BOM = b"\xef\xbb\xbf"
+DATA_VALUES = 0
+"""`SseParser.feed_split` shape: data strings of ``"message"`` events."""
+FIELD_PAIRS = 1
+"""`SseParser.feed_split` shape: ``(event_type, separator, data)`` triples."""
+EVENTS = 2
+"""`SseParser.feed_split` shape: `SseEvent` s."""
 # ``_new_tuple(SseEvent, (event, data, id, retry))`` builds an SseEvent without the
 # Python-level ``__new__`` of a NamedTuple (about twice as fast; events are made per token).
 _new_tuple = tuple.__new__
@@ -177,12 +183,51 @@ class SseParser:
             TypeError: `data` is not a bytes-like object.
             RuntimeError: the parser was already closed.
         """
+        shape, items = self.feed_split(data)
+        if shape == DATA_VALUES:
+            last_id = self._last_id
+            return [_new_tuple(SseEvent, ("message", v, last_id, None)) for v in items]
+        if shape == FIELD_PAIRS:
+            last_id = self._last_id
+            return [
+                _new_tuple(SseEvent, (kind or "message", value, last_id, None))
+                for kind, _, value in items
+            ]
+        return items
+
+    def feed_split(self, data: bytes | bytearray | memoryview) -> tuple[int, list[Any]]:
+        """`feed` without building `SseEvent` s where the shape of the events allows it.
+
+        The fused SSE -> decoder path (``operators/_decode_sse.py``) reads the data strings
+        directly. Returns ``(shape, items)``:
+
+        - ``DATA_VALUES``: ``items`` are the data strings of events of type ``"message"``
+          (blocks that are exactly one ``data:`` line);
+        - ``FIELD_PAIRS``: ``items`` are ``(event_type, "\\ndata: ", data)`` triples
+          (blocks that are exactly ``event:`` then ``data:``; an empty type means
+          ``"message"``);
+        - ``EVENTS``: ``items`` are `SseEvent` s (every other shape, the spec's line loop).
+
+        The last event ID and retry are those of `feed`: ``last_event_id`` after the call is
+        the ID of every event of a ``DATA_VALUES`` or ``FIELD_PAIRS`` result.
+        """
         if type(data) is not bytes:
             data = _as_bytes(data)
+        # One complete "data: ..." event and nothing pending (token-paced streams send one
+        # event per network chunk): no buffering, no splitting.
+        if (
+            not self._tail
+            and not self._guard
+            and data[:6] == b"data: "
+            and data.find(b"\n") == len(data) - 2
+            and data[-1:] == b"\n"
+            and b"\r" not in data
+        ):
+            return DATA_VALUES, [data[6:-2].decode("utf-8", "replace")]
         if self._guard or b"\r" in data:
             data = self._prepare(data)
         if not data:
-            return []
+            return EVENTS, []
         if b"\n" in data and (b"\n\n" in data or (data[0] == 10 and self._tail_lf())):
             if self._more:  # a long block spread over several chunks: one join, no quadratic
                 self._more.append(data)
@@ -196,12 +241,12 @@ class SseParser:
             self._more_size += len(data)
             if self._limit is not None and len(self._tail) + self._more_size > self._limit:
                 self._too_large(len(self._tail) + self._more_size)
-            return []
+            return EVENTS, []
         else:
             self._tail = data
             if self._limit is not None and len(data) > self._limit:
                 self._too_large(len(data))
-            return []
+            return EVENTS, []
         end = data.rfind(b"\n\n")
         self._tail = data[end + 2 :]
         if self._limit is not None and len(self._tail) > self._limit:
@@ -211,11 +256,10 @@ class SseParser:
         if data.startswith(b"data: "):
             text = data[6:end].decode("utf-8", "replace")
             if "\n" not in text:  # one block (a long event: memchr instead of a split)
-                return [_new_tuple(SseEvent, ("message", text, self._last_id, None))]
+                return DATA_VALUES, [text]
             values = text.split("\n\ndata: ")
             if "\n" not in "".join(values):
-                last_id = self._last_id
-                return [_new_tuple(SseEvent, ("message", v, last_id, None)) for v in values]
+                return DATA_VALUES, values
         # Second fast path: every block is exactly "event: <type>" then "data: <value>" (the
         # shape of Anthropic streams). Then the text holds 3k - 2 LFs for k blocks (two per
         # separator, one per block), and each block has its one LF in "\ndata: ".
@@ -225,12 +269,8 @@ class SseParser:
             if text.count("\n") == 3 * len(blocks) - 2:
                 pairs = [block.partition("\ndata: ") for block in blocks]
                 if all(map(_second, pairs)):
-                    last_id = self._last_id
-                    return [
-                        _new_tuple(SseEvent, (kind or "message", value, last_id, None))
-                        for kind, _, value in pairs
-                    ]
-        return self._parse_lines(data[: end + 1].decode("utf-8", "replace").split("\n"))
+                    return FIELD_PAIRS, pairs
+        return EVENTS, self._parse_lines(data[: end + 1].decode("utf-8", "replace").split("\n"))
 
     def _prepare(self, data: bytes) -> bytes:
         """The rare cases of `feed`: a possible BOM, a CR at the previous chunk's end, CRs.

@@ -48,12 +48,18 @@ from ..tokens import (
 from ._processor import processor_operator
 
 __all__ = [
+    "NO_TEMPLATE",
     "Decoder",
+    "DecoderOperator",
+    "EventDecoder",
+    "Template",
     "check_tokens",
     "decode_error",
     "decoder_operator",
     "fast_loads",
     "field_error",
+    "is_plain",
+    "learn_template",
     "loads",
     "parse_json",
     "shown",
@@ -70,6 +76,58 @@ class Decoder(Protocol):
     def feed(self, event: SseEvent) -> list[StreamToken]: ...
 
     def close(self) -> list[StreamToken]: ...
+
+
+class EventDecoder:
+    """Base of the SSE decoders: one `decode` per event, reached with or without `SseEvent`.
+
+    A subclass implements ``decode(event_type, data)``. `feed` takes an `SseEvent` (the
+    public operator path); the fused path of ``_decode_sse.py`` hands over the data strings
+    that `SseParser.feed_split` cut, without building events: `decode_values` (events of
+    type ``"message"``) and `decode_pairs` (``(event_type, separator, data)`` triples).
+    Subclasses override those two where a loop of their own is faster.
+    """
+
+    __slots__ = ()
+
+    def decode(self, kind: str, data: str) -> list[StreamToken]:
+        """Decode one event (type `kind`, data `data`) into the tokens it carries."""
+        raise NotImplementedError
+
+    def close(self) -> list[StreamToken]:
+        """End of stream (see each decoder)."""
+        raise NotImplementedError
+
+    def feed(self, event: SseEvent) -> list[StreamToken]:
+        """Decode one event into the tokens it carries."""
+        return self.decode(event[0], event[1])
+
+    def decode_values(self, values: list[str], tokens: list[StreamToken]) -> None:
+        """Decode events of type ``"message"`` with these data strings, appending to `tokens`."""
+        decode = self.decode
+        for data in values:
+            tokens += decode("message", data)
+
+    def decode_pairs(self, pairs: list[tuple[str, str, str]], tokens: list[StreamToken]) -> None:
+        """Decode ``(event_type, separator, data)`` triples (an empty type is ``"message"``)."""
+        decode = self.decode
+        for kind, _, data in pairs:
+            tokens += decode(kind or "message", data)
+
+
+class DecoderOperator:
+    """The operator `decoder_operator` returns; it keeps its decoder class for `sse_decoder`."""
+
+    __slots__ = ("_operator", "factory")
+
+    def __init__(self, factory: Callable[[], Decoder]) -> None:
+        self.factory = factory
+        self._operator: Callable[[Observable[SseEvent]], Observable[StreamToken]] = (
+            processor_operator(factory)
+        )
+
+    def __call__(self, source: Observable[SseEvent]) -> Observable[StreamToken]:
+        return self._operator(source)
 
 
 def shown(data: str) -> str:
@@ -197,13 +255,46 @@ def check_tokens(provider: str, data: str, tokens: list[StreamToken]) -> list[St
     return tokens
 
 
-def decoder_operator(
-    factory: Callable[[], Decoder],
-) -> Callable[[Observable[SseEvent]], Observable[StreamToken]]:
+Template = tuple[str, str, int]
+"""A learnt payload shape: the text before and after one plain string, and their length."""
+
+NO_TEMPLATE: Template = ("", "", 1 << 62)
+"""Matches no payload (its length bound is never exceeded)."""
+
+
+def is_plain(text: str) -> bool:
+    """Whether `text` is a JSON string's content as is: no quote, backslash or control char.
+
+    Conservative: `str.isprintable` also turns away a few characters JSON allows unescaped
+    (U+2028, U+00A0 ...); those payloads take the full parse.
+    """
+    return text.isprintable() and '"' not in text and "\\" not in text
+
+
+def learn_template(data: str, text: str) -> Template | None:
+    """The payload `data` as a template around its string value `text`, or None.
+
+    The template path: once a payload decoded to exactly one text token whose text is
+    `text`, a later payload that is the same characters around a different plain string
+    decodes to that string, without parsing JSON (the JSON parser goes through the same
+    states: the plain string stays inside the literal that ``"`` opened). Valid only when
+    the literal ``"text"`` occurs once in `data` and `data` has no backslash: then every
+    string is written literally, so that occurrence is the value that was decoded.
+    """
+    if "\\" in data or not is_plain(text):
+        return None
+    quoted = f'"{text}"'
+    at = data.find(quoted)
+    if at < 0 or data.find(quoted, at + 1) >= 0:
+        return None
+    return data[: at + 1], data[at + 1 + len(text) :], len(data) - len(text)
+
+
+def decoder_operator(factory: Callable[[], Decoder]) -> DecoderOperator:
     """An operator that decodes `SseEvent` s with one ``factory()`` decoder per subscription.
 
     A decoder is a `Processor`; exceptions raised by ``feed`` / ``close`` go to
     ``on_error``, the upstream subscription is disposed and later events are
     ignored.
     """
-    return processor_operator(factory)
+    return DecoderOperator(factory)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ProviderError, StreamDecodeError, StreamError, TruncatedStreamError
-from ..sse import SseEvent
 from ..tokens import (
     Finish,
     ReasoningDelta,
@@ -24,8 +23,19 @@ from ..tokens import (
     ToolCallDelta,
     Usage,
 )
-from ._decode import check_tokens, decode_error, fast_loads, shown, strict_loads
+from ._decode import (
+    NO_TEMPLATE,
+    EventDecoder,
+    Template,
+    check_tokens,
+    decode_error,
+    fast_loads,
+    learn_template,
+    shown,
+    strict_loads,
+)
 from ._decode_openai import complete_tool_call
+from ._kinds import new_token
 
 __all__ = ["AnthropicDecoder"]
 
@@ -45,7 +55,11 @@ class _ToolBlock:
         self.parts: list[str] = []
 
 
-class AnthropicDecoder:
+_TEMPLATE_TRIES = 8
+"""How many text deltas may (re)learn the template (see `OpenAIChatDecoder`)."""
+
+
+class AnthropicDecoder(EventDecoder):
     """Pure decoder of Anthropic Messages stream events (one per subscription).
 
     ``message_start`` -> `Usage` (its input and output tokens);
@@ -66,13 +80,14 @@ class AnthropicDecoder:
     raises `TruncatedStreamError`.
 
     Example:
+        >>> from rxtokens import SseEvent
         >>> d = AnthropicDecoder()
         >>> d.feed(SseEvent("content_block_delta", '{"type":"content_block_delta",'
         ...     '"index":0,"delta":{"type":"text_delta","text":"Hi"}}'))
         [TextDelta(text='Hi', index=0)]
     """
 
-    __slots__ = ("_cache", "_done", "_input", "_ntools", "_tools")
+    __slots__ = ("_cache", "_done", "_input", "_ntools", "_template", "_tools", "_tries")
 
     def __init__(self) -> None:
         self._done = False
@@ -80,13 +95,31 @@ class AnthropicDecoder:
         self._cache: tuple[int | None, int | None] = (None, None)  # cache read, write
         self._ntools = 0
         self._tools: dict[Any, _ToolBlock] = {}  # content block index -> open tool block
+        # The template path (see `learn_template`) of text_delta events.
+        self._template: Template = NO_TEMPLATE
+        self._tries = _TEMPLATE_TRIES
 
-    def feed(self, event: SseEvent) -> list[StreamToken]:
-        """Decode one event into the tokens it carries."""
-        kind = event.event
+    def decode_pairs(self, pairs: list[tuple[str, str, str]], tokens: list[StreamToken]) -> None:
+        """Decode ``event:`` + ``data:`` events; text deltas that fit the template skip JSON."""
+        prefix, suffix, size = self._template
+        for kind, _, data in pairs:
+            if (
+                len(data) > size
+                and kind == "content_block_delta"
+                and data.startswith(prefix)
+                and data.endswith(suffix)
+            ):
+                text = data[len(prefix) : len(data) - len(suffix)]
+                if text.isprintable() and '"' not in text and "\\" not in text:
+                    tokens.append(new_token(TextDelta, (text, 0)))
+                    continue
+            tokens += self.decode(kind or "message", data)
+            prefix, suffix, size = self._template
+
+    def decode(self, kind: str, data: str) -> list[StreamToken]:
+        """Decode one event (type `kind`, data `data`) into the tokens it carries."""
         if kind == "ping" or self._done:
             return []
-        data = event.data
         try:
             obj = fast_loads(data)
         except ValueError:
@@ -105,7 +138,14 @@ class AnthropicDecoder:
                 delta = obj["delta"]
                 dtype = delta.get("type")
                 if dtype == "text_delta" and type(text := delta["text"]) is str:
-                    return [TextDelta(text)] if text else []
+                    if not text:
+                        return []
+                    if self._tries:
+                        self._tries -= 1
+                        self._template = learn_template(data, text) or self._template
+                    return [new_token(TextDelta, (text, 0))]
+                if dtype == "thinking_delta" and type(text := delta["thinking"]) is str:
+                    return [new_token(ReasoningDelta, (text, 0))] if text else []
                 return check_tokens(_PROVIDER, data, self._delta(obj.get("index"), dtype, delta))
             if kind == "message":  # no event line: trust the payload's type
                 kind = obj.get("type")
@@ -176,6 +216,7 @@ class AnthropicDecoder:
             return [self._usage(usage)] if usage else []
         if kind == "message_stop":
             self._done = True
+            self._template = NO_TEMPLATE
             return [self._finish(index, tool) for index, tool in list(self._tools.items())]
         if kind == "error":
             error = obj.get("error") or {}

@@ -12,16 +12,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ProviderError, StreamError, TruncatedStreamError
-from ..sse import SseEvent
 from ..tokens import Finish, ReasoningDelta, StreamToken, TextDelta, ToolCall, Usage
-from ._decode import check_tokens, decode_error, fast_loads, strict_loads
+from ._decode import EventDecoder, check_tokens, decode_error, fast_loads, strict_loads
+from ._kinds import new_token
 
 __all__ = ["GeminiDecoder"]
 
 _PROVIDER = "gemini"
 
 
-class GeminiDecoder:
+class GeminiDecoder(EventDecoder):
     """Pure decoder of Gemini stream chunks (one per subscription).
 
     Text parts -> `TextDelta` (of the candidate's ``index``); parts with
@@ -39,6 +39,7 @@ class GeminiDecoder:
     ``status`` (``UNAVAILABLE`` ...).
 
     Example:
+        >>> from rxtokens import SseEvent
         >>> d = GeminiDecoder()
         >>> d.feed(SseEvent(data='{"candidates": [{"content": {"parts": [{"text": "Hi"}]}}]}'))
         [TextDelta(text='Hi', index=0)]
@@ -52,9 +53,8 @@ class GeminiDecoder:
         self._calls: dict[int, int] = {}  # candidate -> function calls so far
         self._usage: Usage | None = None
 
-    def feed(self, event: SseEvent) -> list[StreamToken]:
-        """Decode one event into the tokens it carries."""
-        data = event.data
+    def decode(self, kind: str, data: str) -> list[StreamToken]:
+        """Decode one event's data into the tokens it carries."""
         if not data:
             return []
         try:
@@ -62,7 +62,7 @@ class GeminiDecoder:
         except ValueError:
             chunk = strict_loads(_PROVIDER, data)
         try:
-            return check_tokens(_PROVIDER, data, self._chunk(chunk))
+            return self._chunk(chunk, data)
         except StreamError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
@@ -78,7 +78,9 @@ class GeminiDecoder:
             )
         return []
 
-    def _chunk(self, chunk: dict[str, Any]) -> list[StreamToken]:
+    def _chunk(self, chunk: dict[str, Any], data: str) -> list[StreamToken]:
+        """The tokens of one chunk; text tokens have their types checked inline, the rest
+        (tool calls, usage, finishes) by `check_tokens` when there are any."""
         error = chunk.get("error")
         if error:
             if not isinstance(error, dict):
@@ -91,6 +93,7 @@ class GeminiDecoder:
             )
         tokens: list[StreamToken] = []
         finishes: list[StreamToken] = []
+        plain = 0  # text tokens (already checked)
         for candidate in chunk.get("candidates") or ():
             index = candidate.get("index") or 0
             content = candidate.get("content")
@@ -99,10 +102,15 @@ class GeminiDecoder:
                 for part in parts:
                     text = part.get("text")
                     if text:
-                        if part.get("thought"):
-                            tokens.append(ReasoningDelta(text, index))
-                        else:
-                            tokens.append(TextDelta(text, index))
+                        token: StreamToken = (
+                            new_token(ReasoningDelta, (text, index))
+                            if part.get("thought")
+                            else new_token(TextDelta, (text, index))
+                        )
+                        if type(text) is not str or type(index) is not int:
+                            check_tokens(_PROVIDER, data, [token])  # raises, naming the field
+                        tokens.append(token)
+                        plain += 1
                         continue
                     call = part.get("functionCall")
                     if call:
@@ -143,5 +151,8 @@ class GeminiDecoder:
             if usage != self._usage:
                 self._usage = usage
                 tokens.append(usage)
-        tokens.extend(finishes)
-        return tokens
+        if finishes:
+            tokens.extend(finishes)
+        elif len(tokens) == plain:
+            return tokens
+        return check_tokens(_PROVIDER, data, tokens)

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ProviderError, StreamDecodeError, StreamError, TruncatedStreamError
-from ..sse import SseEvent
 from ..tokens import (
     Finish,
     ReasoningDelta,
@@ -28,7 +27,18 @@ from ..tokens import (
     ToolCallDelta,
     Usage,
 )
-from ._decode import check_tokens, decode_error, fast_loads, loads, strict_loads
+from ._decode import (
+    NO_TEMPLATE,
+    EventDecoder,
+    Template,
+    check_tokens,
+    decode_error,
+    fast_loads,
+    learn_template,
+    loads,
+    strict_loads,
+)
+from ._kinds import new_token
 
 __all__ = ["OpenAIChatDecoder", "OpenAIResponsesDecoder", "complete_tool_call"]
 
@@ -83,7 +93,12 @@ class _OpenCall:
         self.parts: list[str] = []
 
 
-class OpenAIChatDecoder:
+_TEMPLATE_TRIES = 8
+"""How many content-only chunks may (re)learn the template: streams whose every chunk
+differs (OpenAI's ``obfuscation`` padding, interleaved choices) stop trying."""
+
+
+class OpenAIChatDecoder(EventDecoder):
     """Pure decoder of Chat Completions chunks (one per subscription).
 
     Handles: the role-only first chunk (``content`` ``""`` or null: no token);
@@ -101,6 +116,7 @@ class OpenAIChatDecoder:
     `TruncatedStreamError`.
 
     Example:
+        >>> from rxtokens import SseEvent
         >>> d = OpenAIChatDecoder()
         >>> d.feed(SseEvent(data='{"choices":[{"index":0,"delta":{"content":"Hi"}}]}'))
         [TextDelta(text='Hi', index=0)]
@@ -108,20 +124,37 @@ class OpenAIChatDecoder:
         ([], [])
     """
 
-    __slots__ = ("_calls", "_done", "_open")
+    __slots__ = ("_calls", "_done", "_index", "_open", "_template", "_tries")
 
     def __init__(self) -> None:
         self._done = False
         self._open: dict[int, _OpenCall] = {}  # choice -> the call being streamed
         self._calls: dict[int, int] = {}  # choice -> calls seen (for servers that omit index)
+        # The template path (see `learn_template`): the shape of the last content-only
+        # chunk, its choice index, and how many more times a template may be learnt.
+        self._template: Template = NO_TEMPLATE
+        self._index = 0
+        self._tries = _TEMPLATE_TRIES
 
-    def feed(self, event: SseEvent) -> list[StreamToken]:
-        """Decode one event into the tokens it carries."""
-        data = event.data
+    def decode_values(self, values: list[str], tokens: list[StreamToken]) -> None:
+        """Decode data-only events; chunks that fit the learnt template skip the JSON parser."""
+        prefix, suffix, size = self._template
+        for data in values:
+            if len(data) > size and data.startswith(prefix) and data.endswith(suffix):
+                text = data[len(prefix) : len(data) - len(suffix)]
+                if text.isprintable() and '"' not in text and "\\" not in text:
+                    tokens.append(new_token(TextDelta, (text, self._index)))
+                    continue
+            tokens += self.decode("message", data)
+            prefix, suffix, size = self._template
+
+    def decode(self, kind: str, data: str) -> list[StreamToken]:
+        """Decode one event's data into the tokens it carries."""
         if self._done or not data:
             return []
         if data[0] == "[" and data.startswith("[DONE]"):
             self._done = True
+            self._template = NO_TEMPLATE
             tokens: list[StreamToken] = []
             for choice in list(self._open):
                 self._close_call(choice, tokens)
@@ -143,12 +176,22 @@ class OpenAIChatDecoder:
                     and content
                     and type(index := choice.get("index") or 0) is int
                 ):
-                    return [TextDelta(content, index)]
+                    if self._tries:
+                        self._learn(data, content, index)
+                    return [new_token(TextDelta, (content, index))]
             return check_tokens(_PROVIDER, data, self._chunk(chunk))
         except StreamError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise decode_error(_PROVIDER, f"an unexpected chunk ({exc!r})", data) from None
+
+    def _learn(self, data: str, content: str, index: int) -> None:
+        """Learn the template of a content-only chunk (a bounded number of times)."""
+        self._tries -= 1
+        template = learn_template(data, content)
+        if template is not None:
+            self._template = template
+            self._index = index
 
     def close(self) -> list[StreamToken]:
         """End of stream: raises `TruncatedStreamError` unless ``[DONE]`` arrived."""
@@ -252,9 +295,16 @@ def _provider_error(error: Any) -> ProviderError:
 _TEXT = 0
 _REFUSAL = 1
 _REASONING = 2
+_DELTAS: dict[str, tuple[Any, int, str]] = {
+    "response.output_text.delta": (TextDelta, _TEXT, "content_index"),
+    "response.refusal.delta": (RefusalDelta, _REFUSAL, "content_index"),
+    "response.reasoning_summary_text.delta": (ReasoningDelta, _REASONING, "summary_index"),
+    "response.reasoning_text.delta": (ReasoningDelta, _REASONING, "content_index"),
+}
+"""Text delta events: (token kind, kind of text seen, the key of the part index)."""
 
 
-class OpenAIResponsesDecoder:
+class OpenAIResponsesDecoder(EventDecoder):
     """Pure decoder of Responses API stream events (one per subscription).
 
     ``response.output_text.delta`` -> `TextDelta`; ``response.refusal.delta``
@@ -274,6 +324,7 @@ class OpenAIResponsesDecoder:
     (``response.created``, ``content_part`` ...) carry nothing to emit.
 
     Example:
+        >>> from rxtokens import SseEvent
         >>> d = OpenAIResponsesDecoder()
         >>> d.feed(SseEvent("response.output_text.delta", '{"type":"response.output_text.delta",'
         ...     '"output_index":0,"content_index":0,"delta":"Hi"}'))
@@ -287,14 +338,22 @@ class OpenAIResponsesDecoder:
         self._seen: dict[tuple[int, Any, Any], int] = {}  # (kind, item, part) -> chars streamed
         self._calls: dict[Any, list[Any]] = {}  # output_index -> [number, id, name, parts, done]
 
-    def feed(self, event: SseEvent) -> list[StreamToken]:
-        """Decode one event into the tokens it carries."""
-        data = event.data
+    def decode(self, kind: str, data: str) -> list[StreamToken]:
+        """Decode one event's data into the tokens it carries."""
         if self._done or not data:
             return []
         obj = loads(_PROVIDER, data)
         try:
-            return check_tokens(_PROVIDER, data, self._event(obj.get("type") or event.event, obj))
+            kind = obj.get("type") or kind
+            # The per-token events inline, where the types are proven here (no check_tokens):
+            delta = _DELTAS.get(kind)
+            if delta is not None and type(text := obj["delta"]) is str:
+                if self._delta(delta[1], obj, delta[2]):
+                    return [new_token(delta[0], (text, 0))]
+                return []
+            if kind == "response.function_call_arguments.delta" and type(obj.get("delta")) is str:
+                return self._event(kind, obj)  # ToolCallDelta(int, None, None, str)
+            return check_tokens(_PROVIDER, data, self._event(kind, obj))
         except StreamError:
             raise
         except (AttributeError, KeyError, TypeError, ValueError) as exc:

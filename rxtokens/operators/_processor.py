@@ -16,7 +16,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
-__all__ = ["Processor", "StopStream", "processor_operator"]
+__all__ = ["FailStream", "Processor", "StopStream", "processor_operator"]
 
 _A = TypeVar("_A")
 _B = TypeVar("_B")
@@ -35,6 +35,18 @@ class StopStream(Exception, Generic[_B]):
 
     def __init__(self, tokens: Sequence[_B]) -> None:
         super().__init__("stream stopped")
+        self.tokens = tokens
+
+
+class FailStream(Exception, Generic[_B]):
+    """Raised by a processor to emit `tokens`, then fail with `error`, and dispose upstream.
+
+    For a processor that decoded some tokens of an item before failing on the rest.
+    """
+
+    def __init__(self, error: Exception, tokens: Sequence[_B]) -> None:
+        super().__init__(str(error))
+        self.error = error
         self.tokens = tokens
 
 
@@ -76,6 +88,9 @@ def processor_operator(
                     out = feed(item)
                 except StopStream as stop_request:
                     stop(None, stop_request.tokens)
+                    return
+                except FailStream as failure:
+                    stop(failure.error, failure.tokens)
                     return
                 except Exception as exc:
                     stop(exc, [])

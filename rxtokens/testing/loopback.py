@@ -23,6 +23,7 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..operators import decode_openai_chat, parse_sse
+from ..operators._decode_sse import sse_decoder
 from ..providers import (
     OPENAI_MESSAGES,
     Capabilities,
@@ -204,7 +205,7 @@ def replay(
     size = chunk_size or max(1, len(body))
     chunks = [body[i : i + size] for i in range(0, len(body), size)]
     parse = record.parser() if record.parser is not None else parse_sse()
-    return reactivex.from_iterable(chunks).pipe(parse, record.decoder())
+    return reactivex.from_iterable(chunks).pipe(sse_decoder(parse, record.decoder()))
 
 
 def loopback_stream(
