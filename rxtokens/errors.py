@@ -19,7 +19,7 @@
     │   ├── TruncatedStreamError                 no terminal event: EOF or dropped mid-stream
     │   ├── StreamDecodeError                    bytes or JSON that are not the provider's format
     │   ├── ConnectionLostError                  no connection: refused, reset, DNS failure
-    │   ├── StreamTimeoutError (asyncio.TimeoutError)  connect / first token / idle timeout
+    │   ├── StreamTimeoutError (asyncio.TimeoutError)  connect/first token/idle/progress/total
     │   ├── BackpressureOverflowError            a bounded buffer overflowed (policy "error")
     │   └── BroadcastCancelledError              a broadcast stopped before its upstream ended
 
@@ -354,7 +354,8 @@ class ConnectionLostError(StreamError):
 
 
 class StreamTimeoutError(StreamError, asyncio.TimeoutError):
-    """A connect, time-to-first-token or idle timeout fired. `phase` says which.
+    """A timeout fired; `phase` says which: ``connect``, ``first_token``, ``idle`` (no bytes),
+    ``progress`` (no token; pings do not count) or ``total`` (the stream's deadline).
 
     Example:
         >>> error = StreamTimeoutError("idle", phase="idle", timeout=5.0)

@@ -17,6 +17,7 @@ from ..operators import parse_sse
 from ..operators._decode_sse import sse_decoder
 from ..tokens import StreamToken
 from ._http import HttpRequest, Timeouts, acquire_session, error_from_response, redact, stream_bytes
+from ._progress import watch_progress
 
 __all__ = [
     "Capabilities",
@@ -299,7 +300,10 @@ class HttpProvider(ABC):
     ) -> Observable[StreamToken]:
         """A cold ``Observable[StreamToken]``: one streaming request per subscription."""
         request = self.request(model, messages, tools=tools, **params)
-        return stream_bytes(request).pipe(sse_decoder(self.parser(), self.decoder()))
+        return stream_bytes(request).pipe(
+            sse_decoder(self.parser(), self.decoder()),
+            watch_progress(self.timeouts, self.name),
+        )
 
     def health_request(self) -> HttpRequest:
         """The cheap authenticated GET that `health` sends."""

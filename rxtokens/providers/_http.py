@@ -13,7 +13,8 @@ Failures become `rxtokens.errors` types:
 - a 200 response that is not ``text/event-stream`` -> `StreamDecodeError`;
 - connect, time-to-first-byte and idle timeouts -> `StreamTimeoutError` (``phase`` is
   ``"connect"``, ``"first_token"`` or ``"idle"``); any bytes count as life, including
-  SSE comments and pings;
+  SSE comments and pings (one `Watchdog` timer per stream, not one per read; the progress
+  timeout and total deadline, which pings do not reset, are `_progress.watch_progress`);
 - refused, reset or aborted connections -> `ConnectionLostError`.
 
 API keys are never part of a message, a repr or a log line: provider messages that echo
@@ -40,7 +41,6 @@ from reactivex import Observable
 from ..aio import from_async_iterable
 from ..errors import (
     AuthenticationError,
-    ConfigError,
     ConnectionLostError,
     ProviderHTTPError,
     RateLimitError,
@@ -49,6 +49,7 @@ from ..errors import (
     StreamTimeoutError,
     TruncatedStreamError,
 )
+from ._timeouts import Expired, Timeouts, Watchdog
 
 __all__ = [
     "HttpRequest",
@@ -66,49 +67,6 @@ _MAX_ERROR_BODY = 64 * 1024
 """Error bodies are read up to this many bytes."""
 _EXCERPT = 300
 """Non-JSON error bodies are shortened to this many characters in messages."""
-
-
-# --------------------------------------------------------------------------- timeouts
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """The three timeouts of a streaming request, in seconds (None disables one).
-
-    Attributes:
-        connect: establishing the TCP (and TLS) connection.
-        first_token: from sending the request until the first bytes of the body
-            (covers the response headers too; a slow model's time to first token).
-        idle: the longest silence between two chunks of the body. Any bytes count,
-            including SSE comments and ping events.
-
-    Example:
-        >>> Timeouts.coerce(5.0)
-        Timeouts(connect=5.0, first_token=5.0, idle=5.0)
-    """
-
-    connect: float | None = 10.0
-    first_token: float | None = 120.0
-    idle: float | None = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "first_token", "idle"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or not value > 0
-            ):
-                raise ConfigError(f"timeout {name} must be a number > 0 or None, got {value!r}")
-
-    @classmethod
-    def coerce(cls, value: Timeouts | float | None) -> Timeouts:
-        """A `Timeouts` from a `Timeouts`, one number for all three, or None (defaults)."""
-        if value is None:
-            return cls()
-        if isinstance(value, Timeouts):
-            return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"timeout must be a Timeouts, a number or None, got {value!r}")
-        return cls(float(value), float(value), float(value))
 
 
 # --------------------------------------------------------------------------- sessions
@@ -413,6 +371,7 @@ async def iter_bytes(request: HttpRequest) -> AsyncIterator[bytes]:
     except aiohttp.ClientError as exc:
         raise _lost(request, exc, "failed") from None
     finished = False
+    watchdog = Watchdog(loop, response.content)
     try:
         if response.status >= 300:
             body = await _read_capped(response, t.idle)
@@ -427,29 +386,34 @@ async def iter_bytes(request: HttpRequest) -> AsyncIterator[bytes]:
                 f"{request.url!r} a streaming endpoint?): {redact(message, request.secret)}",
                 provider=request.provider,
             )
-        content = response.content
-        first = True
-        while True:
-            try:
-                if first:
-                    async with asyncio.timeout_at(deadline):
-                        chunk = await content.readany()
-                else:
-                    async with asyncio.timeout(t.idle):
-                        chunk = await content.readany()
-            except TimeoutError:
-                phase = "first_token" if first else "idle"
-                raise _timeout_error(
-                    request, phase, (t.first_token if first else t.idle) or 0.0
-                ) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise _lost(request, exc, "lost mid-stream") from None
-            if not chunk:
-                finished = True
-                return
-            first = False
-            yield chunk
+        readany = response.content.readany
+        if deadline is not None:
+            watchdog.wait_until(deadline)
+        chunk = b""
+        try:
+            chunk = await readany()
+            watchdog.reading = False
+            if t.idle is None:  # no idle timeout: the first read was the last one watched
+                watchdog.cancel()
+                while chunk:
+                    yield chunk
+                    chunk = await readany()
+            else:
+                idle = t.idle
+                clock = loop.time
+                while chunk:
+                    yield chunk
+                    watchdog.wait_until(clock() + idle)
+                    chunk = await readany()
+                    watchdog.reading = False
+        except Expired:
+            phase, limit = ("first_token", t.first_token) if not chunk else ("idle", t.idle)
+            raise _timeout_error(request, phase, limit or 0.0) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise _lost(request, exc, "lost mid-stream") from None
+        finished = True
     finally:
+        watchdog.cancel()
         if not finished:
             response.close()  # drop the connection now, never reuse a half-read one
         response.release()

@@ -87,7 +87,9 @@ def create_app(
         upstream: a ``"provider:model"`` id (default: the bundled ``testing``
             loopback provider, no API key) or ``(messages, params) -> Observable``.
         upstream_options: provider configuration (``base_url``, ``api_key``,
-            ``timeout`` ...); the API key is never shown to clients.
+            ``timeout`` ...); the API key is never shown to clients. Without a
+            ``timeout`` the server uses ``upstream.SERVER_TIMEOUTS``: a progress timeout
+            of 5 minutes without a token (pings do not count) and a 1-hour deadline.
         pipeline: operators applied to every upstream stream (e.g.
             ``redact(r"sk-\\w{20}")``): one, a list, or launch-string elements
             (``"redact pattern='\\d{16}' ! smooth delay=0.02"``).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -10,11 +11,24 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..inflight import ToolRegistry, dispatch_tools, run_agent
-from ..providers import PROVIDERS, get_provider, provider_record, provider_records, stream
+from ..providers import (
+    PROVIDERS,
+    Timeouts,
+    get_provider,
+    provider_record,
+    provider_records,
+    stream,
+)
 from ..spec import parse_operators
 from ..tokens import StreamToken
 from ..ui_messages import RESPONSES, check_format
 from .state import Operator, UpstreamFactory
+
+SERVER_TIMEOUTS = Timeouts(progress=300.0, total=3600.0)
+"""The upstream timeouts of the server unless ``upstream_options`` has a ``timeout``: the
+transport's defaults (connect 10 s, first byte 120 s, idle 60 s), plus a progress timeout
+(5 minutes without a token, pings do not count: a ping-only upstream would otherwise hold
+a stream slot for ever) and a total deadline of one hour per stream."""
 
 
 def _make_upstream(
@@ -42,8 +56,11 @@ def _make_upstream(
     if provider_record(name).env_vars:  # refuse to start rather than fail every request
         get_provider(name, **{k: options[k] for k in ("api_key", "base_url") if k in options})
     config = options  # the same dict: a demo upstream fills in its base_url at startup
+    takes_timeout = "timeout" in inspect.signature(provider_record(name).factory).parameters
 
     def provider(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
+        if takes_timeout and "timeout" not in config and "timeout" not in params:
+            return stream(upstream, messages, timeout=SERVER_TIMEOUTS, **config, **params)
         return stream(upstream, messages, **config, **params)
 
     return provider, model

@@ -114,3 +114,37 @@ async def test_stall_with_pings_only_never_ends_without_a_total_timeout(
     record = await srv.wait_ended()
     assert record.disconnected
     assert await open_client_connections() == 0
+
+
+@pytest.mark.parametrize("name", list(PROVIDERS))
+async def test_a_ping_only_upstream_ends_with_the_progress_timeout(
+    srv: ProviderServer, name: str
+) -> None:
+    """Pings every 0.05 s keep the idle timeout quiet, but bring no token (issue 15.10)."""
+    events = encode(PROVIDERS[name][1], Script(text=DELTAS))
+    srv.queue(Reply(events=events, pause_after=_units_through(events, 2), ping_interval=0.05))
+    timeouts = Timeouts(idle=30, progress=0.4)
+    with pytest.raises(StreamTimeoutError) as info:
+        await collect(open_stream(srv, name, timeout=timeouts))
+    error = info.value
+    assert error.phase == "progress"
+    assert error.timeout == 0.4
+    assert "pings" in str(error)
+    assert error.partial is not None
+    assert error.partial.text == "".join(DELTAS[:2])
+    assert (await srv.wait_ended()).disconnected
+    assert await open_client_connections() == 0
+
+
+async def test_the_total_deadline_ends_a_stream_that_keeps_making_progress(
+    srv: ProviderServer,
+) -> None:
+    script = Script(text=text_deltas(10_000))
+    srv.queue(Reply(script=script, delay=0.02))
+    timeouts = Timeouts(progress=30, total=0.5)
+    with pytest.raises(StreamTimeoutError) as info:
+        await collect(open_stream(srv, "openai", timeout=timeouts))
+    assert info.value.phase == "total"
+    assert info.value.partial is not None
+    assert info.value.partial.text  # what came before the deadline is kept
+    assert (await srv.wait_ended()).disconnected
