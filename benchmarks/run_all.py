@@ -47,9 +47,11 @@ TITLE = """# Benchmark results
 
 Every figure is measured beside its peer in the same run on the same bytes (the openai
 and anthropic SDKs, llama-cpp-python's own streaming, a plain reactivex Subject, a raw
-split ...): ratios first, absolute numbers second. Regenerate everything with
-`.venv/bin/python benchmarks/run_all.py` (add `--quick` for a smoke run); each benchmark
-also runs alone (`.venv/bin/python benchmarks/NAME.py [--quick]`).
+split ...): ratios first, absolute numbers second. Ratios are medians of per-round ratios
+(the order of the contenders alternating from round to round) with their min-max spread.
+This page is written only by `.venv/bin/python benchmarks/run_all.py` (about 8 minutes;
+`--quick` for a smoke run, `--only NAME,...` to re-run some); a benchmark run alone
+(`.venv/bin/python benchmarks/NAME.py [--quick]`) prints its section.
 """
 
 
@@ -112,6 +114,8 @@ def _starts_table(line: str, markdown: str) -> bool:
 
 
 RATIO = re.compile(r"^\**\d[\d.,]*x\b")
+BASELINE = re.compile(r"^\**1(\.0+)?x\**( \(1(\.0+)?-1(\.0+)? |$)")
+"""A baseline's own cell: 1.00x, alone or with a spread of 1.00-1.00 (`_report.Ratio.text`)."""
 RATIO_HEADER = re.compile(r"ratio| / | vs |^x |\bx bare", re.I)
 
 
@@ -134,7 +138,7 @@ def _ratio_cells(markdown: str, limit: int = 8) -> list[tuple[str, str]]:
                     or (RATIO_HEADER.search(header[i]) and re.match(r"^\d[\d.,]*$", cell))
                 ):
                     picked.append((header[i], cell))
-            if not picked or all(v.strip("*x ") in ("1.00", "1.0", "1") for _, v in picked):
+            if not picked or all(BASELINE.match(v) for _, v in picked):
                 continue
             found.extend((f"{row[0]}: {h}", v) for h, v in picked[:2])
         if found:
