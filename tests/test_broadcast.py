@@ -938,3 +938,22 @@ def test_aggregate_over_a_broadcast_gets_the_error_with_its_partial() -> None:
     source.on_error(TruncatedStreamError("dropped"))
     assert isinstance(errors[0], TruncatedStreamError)
     assert errors[0].partial.text == "Hi"
+
+
+def test_aggregate_of_a_late_joiner_shares_the_answer_when_the_log_keeps_every_token() -> None:
+    source: Subject[Any] = Subject()
+    broadcast = Broadcast(source)  # replay="all": a late joiner replays every token
+    broadcast.subscribe(lambda token: None)
+    source.on_next(TextDelta("Hel"))
+    results: list[Completion] = []
+    broadcast.pipe(aggregate()).subscribe(results.append)
+    source.on_next(TextDelta("lo"))
+    source.on_completed()
+    assert results[0].text == "Hello"
+    assert results[0] is broadcast._answer.result(None)[0]
+
+
+def test_aggregate_of_a_broadcast_that_ended_gets_the_answer_at_once() -> None:
+    broadcast = Broadcast(reactivex.of(TextDelta("a"), TextDelta("b")))
+    broadcast.subscribe(lambda token: None)
+    assert broadcast.pipe(aggregate()).run().text == "ab"
