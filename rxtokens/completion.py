@@ -149,7 +149,10 @@ class CompletionBuilder:
     wins. Token kinds the builder does not know are ignored.
 
     ``build()`` does not consume anything: it can be called at any time, as
-    often as needed ("the completion so far").
+    often as needed ("the completion so far"). It does tidy the builder's state
+    (pending pieces are folded into the text, which the `Completion` then shares),
+    so `add` and `build` must not run at the same time in two threads: callers
+    that build from another thread hold a lock (`Broadcast`, the notebook display).
 
     Example:
         >>> b = CompletionBuilder()
