@@ -4,27 +4,24 @@ The same bytes (a stream rendered by `rxtokens.testing.wire`, cut into ~4 KB
 chunks) go through:
 
 - rxtokens' provider path: ``sse_decoder(parse_sse(), decode_x())``, what
-  ``HttpProvider.stream`` pipes the body through (the fused SSE -> decoder
-  processor), also with the decoders' template path switched off; the public
-  operators ``pipe(parse_sse(), decode_x())``; and the pure core
-  (``SseParser.feed`` + ``Decoder.feed``, no Rx);
+  ``HttpProvider.stream`` pipes the body through (SSE parsing fused with the
+  decoder: no ``SseEvent``), also with the decoders' template path off; the
+  public operators ``pipe(parse_sse(), decode_x())``; and the pure core
+  (``SseParser.feed`` + ``Decoder.feed``, no Rx) for reference;
 - the official SDKs' own client iteration, through their HTTP client
   (``httpx2``) with a ``MockTransport`` that serves the same chunks:
   ``OpenAI().chat.completions.create(stream=True)``,
   ``Anthropic().messages.create(stream=True)`` and
   ``Anthropic().messages.stream(...).text_stream``;
-- raw baselines: split on blank lines + ``json.loads`` (or pydantic-core's
-  ``from_json``, the parser rxtokens uses) of each ``data:`` line (no token
-  objects at all).
+- a raw baseline: split on blank lines + ``json.loads`` (or pydantic-core's
+  ``from_json``) of each ``data:`` line (no token objects at all).
 
-Every contender runs once per round, the order reversed every other round;
-ratios are medians of the per-round ratios with their min-max.
 Goals (issue 17): >= 60x the openai SDK, >= 12x the anthropic SDK's
-``create(stream=True)``, <= 1.2x the raw split + ``from_json``.
+``create(stream=True)``, <= 1.2x the time of the raw baseline with the same JSON
+parser; each the median of per-round ratios (order alternating, CPU time).
 
-Run: ``.venv/bin/python benchmarks/decode.py [--quick] [--tokens N]
-[--rounds N] [--print]``; writes the "decode" section of
-``benchmarks/RESULTS.md`` unless ``--quick`` / ``--print``.
+Run: ``.venv/bin/python benchmarks/decode.py [--quick]``; writes the
+"decode" section of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx2
 import reactivex
-from _report import write_section
+from _report import ROUNDS, Ratio, goal, write_section
+from _report import rounds as _report_rounds
 from pydantic_core import from_json
 
 from rxtokens.operators import _decode_anthropic as _anthropic
@@ -85,6 +82,19 @@ def rx_pipeline(chunks: list[bytes], decoder: Callable[[], Any]) -> int:
     return count
 
 
+def rx_provider_path(chunks: list[bytes], decoder: Callable[[], Any]) -> int:
+    """What ``HttpProvider.stream`` pipes the body through: ``sse_decoder`` (fused SSE ->
+    decoder, no ``SseEvent``)."""
+    count = 0
+
+    def on_next(_: object) -> None:
+        nonlocal count
+        count += 1
+
+    reactivex.from_iterable(chunks).pipe(sse_decoder(parse_sse(), decoder())).subscribe(on_next)
+    return count
+
+
 def no_template(run: Callable[[], int]) -> Callable[[], int]:
     """`run` with the decoders' template path switched off (to show what it adds)."""
 
@@ -97,18 +107,6 @@ def no_template(run: Callable[[], int]) -> Callable[[], int]:
             _openai._TEMPLATE_TRIES, _anthropic._TEMPLATE_TRIES = saved
 
     return without
-
-
-def rx_fused(chunks: list[bytes], decoder: Callable[[], Any]) -> int:
-    """The providers' path: ``HttpProvider.stream`` pipes the body through ``sse_decoder``."""
-    count = 0
-
-    def on_next(_: object) -> None:
-        nonlocal count
-        count += 1
-
-    reactivex.from_iterable(chunks).pipe(sse_decoder(parse_sse(), decoder())).subscribe(on_next)
-    return count
 
 
 def pure_core(chunks: list[bytes], decoder_class: Callable[[], Any]) -> int:
@@ -205,126 +203,225 @@ def anthropic_text_stream(chunks: list[bytes]) -> int:
 # --------------------------------------------------------------------------- main
 
 
-def _median_spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
-
-
-def run(tokens: int, rounds: int) -> str:
+def run(tokens: int, repeat: int) -> str:
     data = {name: chunked(body) for name, body in bodies(tokens).items()}
     oa, an = data["openai"], data["anthropic"]
-    # (key, name, function, expected count). Every run's count is checked: the contenders
-    # really decode the same tokens.
+    # (format, name, function, expected count). Every run's count is
+    # checked: the contenders really decode the same tokens.
     ours = tokens  # text tokens; our decoders add Finish + Usage tokens
     contenders: list[tuple[str, str, Callable[[], int], int]] = [
-        ("o_fused", "rxtokens provider path (fused SSE -> decode_openai_chat)",
-         lambda: rx_fused(oa, decode_openai_chat), ours + 2),
-        ("o_notpl", "rxtokens provider path, template path off",
-         no_template(lambda: rx_fused(oa, decode_openai_chat)), ours + 2),
-        ("o_rx", "rxtokens operators parse_sse() + decode_openai_chat()",
-         lambda: rx_pipeline(oa, decode_openai_chat), ours + 2),
-        ("o_core", "rxtokens pure core (SseParser + OpenAIChatDecoder)",
-         lambda: pure_core(oa, OpenAIChatDecoder), ours + 2),
-        ("o_raw", "raw baseline (split + json.loads)", lambda: raw_baseline(oa), tokens + 3),
-        ("o_rawfj", "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
-         lambda: raw_baseline(oa, from_json), tokens + 3),
-        ("o_sdk", "openai SDK chat.completions.create(stream=True)",
-         lambda: openai_sdk(oa), tokens),
-        ("a_fused", "rxtokens provider path (fused SSE -> decode_anthropic)",
-         lambda: rx_fused(an, decode_anthropic), ours + 3),
-        ("a_notpl", "rxtokens provider path, template path off",
-         no_template(lambda: rx_fused(an, decode_anthropic)), ours + 3),
-        ("a_rx", "rxtokens operators parse_sse() + decode_anthropic()",
-         lambda: rx_pipeline(an, decode_anthropic), ours + 3),
-        ("a_core", "rxtokens pure core (SseParser + AnthropicDecoder)",
-         lambda: pure_core(an, AnthropicDecoder), ours + 3),
-        ("a_raw", "raw baseline (split + json.loads)", lambda: raw_baseline(an), tokens + 6),
-        ("a_rawfj", "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
-         lambda: raw_baseline(an, from_json), tokens + 6),
-        ("a_sdk", "anthropic SDK messages.create(stream=True)",
-         lambda: anthropic_create(an), tokens),
-        ("a_text", "anthropic SDK messages.stream().text_stream",
-         lambda: anthropic_text_stream(an), tokens),
-    ]  # fmt: skip
+        (
+            "openai",
+            "rxtokens provider path (sse_decoder: fused parse_sse + decode_openai_chat)",
+            lambda: rx_provider_path(oa, decode_openai_chat),
+            ours + 2,
+        ),
+        (
+            "openai",
+            "rxtokens provider path, template path off",
+            no_template(lambda: rx_provider_path(oa, decode_openai_chat)),
+            ours + 2,
+        ),
+        (
+            "openai",
+            "rxtokens operators pipe(parse_sse(), decode_openai_chat())",
+            lambda: rx_pipeline(oa, decode_openai_chat),
+            ours + 2,
+        ),
+        (
+            "openai",
+            "rxtokens pure core (SseParser + OpenAIChatDecoder)",
+            lambda: pure_core(oa, OpenAIChatDecoder),
+            ours + 2,
+        ),
+        (
+            "openai",
+            "raw baseline (split + json.loads)",
+            lambda: raw_baseline(oa),
+            tokens + 3,
+        ),
+        (
+            "openai",
+            "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
+            lambda: raw_baseline(oa, from_json),
+            tokens + 3,
+        ),
+        (
+            "openai",
+            "openai SDK chat.completions.create(stream=True)",
+            lambda: openai_sdk(oa),
+            tokens,
+        ),
+        (
+            "anthropic",
+            "rxtokens provider path (sse_decoder: fused parse_sse + decode_anthropic)",
+            lambda: rx_provider_path(an, decode_anthropic),
+            ours + 3,
+        ),
+        (
+            "anthropic",
+            "rxtokens provider path, template path off",
+            no_template(lambda: rx_provider_path(an, decode_anthropic)),
+            ours + 3,
+        ),
+        (
+            "anthropic",
+            "rxtokens operators pipe(parse_sse(), decode_anthropic())",
+            lambda: rx_pipeline(an, decode_anthropic),
+            ours + 3,
+        ),
+        (
+            "anthropic",
+            "rxtokens pure core (SseParser + AnthropicDecoder)",
+            lambda: pure_core(an, AnthropicDecoder),
+            ours + 3,
+        ),
+        (
+            "anthropic",
+            "raw baseline (split + json.loads)",
+            lambda: raw_baseline(an),
+            tokens + 6,
+        ),
+        (
+            "anthropic",
+            "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
+            lambda: raw_baseline(an, from_json),
+            tokens + 6,
+        ),
+        (
+            "anthropic",
+            "anthropic SDK messages.create(stream=True)",
+            lambda: anthropic_create(an),
+            tokens,
+        ),
+        (
+            "anthropic",
+            "anthropic SDK messages.stream().text_stream",
+            lambda: anthropic_text_stream(an),
+            tokens,
+        ),
+    ]
     # Warm up (imports, client construction caches, first-call costs) on a small stream.
     small = {name: chunked(body) for name, body in bodies(50).items()}
     for warm in (openai_sdk, raw_baseline):
         warm(small["openai"])
     for warm in (anthropic_create, anthropic_text_stream, raw_baseline):
         warm(small["anthropic"])
-    rx_fused(small["openai"], decode_openai_chat)
-    rx_pipeline(small["anthropic"], decode_anthropic)
-    times: dict[str, list[float]] = {key: [] for key, *_ in contenders}
-    names = {key: name for key, name, *_ in contenders}
-    # Every contender once per round, the order reversed every other round, so a load change
-    # on this shared machine hits every contender alike; ratios are taken within a round.
-    for round_ in range(rounds):
-        for key, name, fn, expected in contenders[:: -1 if round_ % 2 else 1]:
-            start = time.process_time()
+    rx_provider_path(small["openai"], decode_openai_chat)
+    rx_provider_path(small["anthropic"], decode_anthropic)
+
+    def checked(name: str, fn: Callable[[], int], expected: int) -> Callable[[], None]:
+        def run() -> None:
             count = fn()
-            elapsed = time.process_time() - start
             assert count == expected, f"{name}: {count} tokens, expected {expected}"
-            times[key].append(elapsed / tokens * 1e6)
 
-    def ratio(top: str, bottom: str) -> str:
-        return _median_spread([a / b for a, b in zip(times[top], times[bottom], strict=True)])
+        return run
 
+    # Every contender once per round, the order alternating (see _report.rounds).
+    runners = {(fmt, name): checked(name, fn, expected) for fmt, name, fn, expected in contenders}
+    keys = list(runners)
+    labels = {f"{fmt}: {name}": (fmt, name) for fmt, name in keys}
+    times = {
+        labels[label]: values
+        for label, values in _report_rounds(
+            {label: runners[key] for label, key in labels.items()}, repeat
+        ).items()
+    }
+    o = {name: times[("openai", name)] for fmt, name in keys if fmt == "openai"}
+    a = {name: times[("anthropic", name)] for fmt, name in keys if fmt == "anthropic"}
+    ours_o = o["rxtokens provider path (sse_decoder: fused parse_sse + decode_openai_chat)"]
+    ours_a = a["rxtokens provider path (sse_decoder: fused parse_sse + decode_anthropic)"]
+    same_o = o["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"]
+    same_a = a["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"]
+    vs_openai = Ratio.of(o["openai SDK chat.completions.create(stream=True)"], ours_o)
+    vs_anthropic = Ratio.of(a["anthropic SDK messages.create(stream=True)"], ours_a)
+    raw_o, raw_a = Ratio.of(ours_o, same_o), Ratio.of(ours_a, same_a)
     ratios = [
-        ("openai SDK / rxtokens provider path (goal >= 60x)", ratio("o_sdk", "o_fused")),
-        ("anthropic SDK create(stream=True) / rxtokens provider path (goal >= 12x)",
-         ratio("a_sdk", "a_fused")),
-        ("anthropic SDK text_stream / rxtokens provider path", ratio("a_text", "a_fused")),
-        ("rxtokens provider path / raw split + from_json, OpenAI (goal <= 1.2x)",
-         ratio("o_fused", "o_rawfj")),
-        ("rxtokens provider path / raw split + from_json, Anthropic (goal <= 1.2x)",
-         ratio("a_fused", "a_rawfj")),
-        ("rxtokens provider path / raw split + json.loads, OpenAI", ratio("o_fused", "o_raw")),
-        ("rxtokens provider path / raw split + json.loads, Anthropic",
-         ratio("a_fused", "a_raw")),
-        ("provider path, template off / raw split + from_json, OpenAI",
-         ratio("o_notpl", "o_rawfj")),
-        ("provider path, template off / raw split + from_json, Anthropic",
-         ratio("a_notpl", "a_rawfj")),
-        ("openai SDK / parse_sse() + decode_openai_chat() operators", ratio("o_sdk", "o_rx")),
-        ("anthropic SDK create / parse_sse() + decode_anthropic() operators",
-         ratio("a_sdk", "a_rx")),
-    ]  # fmt: skip
-    lines = [
-        f"bytes -> StreamToken, {tokens:,} text tokens per stream, {CHUNK} B chunks, "
-        f"CPU time of this process (time.process_time: the machine is shared); {rounds} rounds, "
-        "every contender once per round, order reversed every other round; ratios are the "
-        "median of the per-round ratios (min-max in brackets).",
-        "",
-        "| ratio | median (min-max) |",
-        "|---|---|",
-        *(f"| {name} | {value} |" for name, value in ratios),
-        "",
-        "| format | contender | µs / token, median (best) |",
-        "|---|---|---|",
+        ("openai SDK time / rxtokens (goal >= 60x)", vs_openai),
+        ("anthropic SDK create(stream=True) time / rxtokens (goal >= 12x)", vs_anthropic),
+        (
+            "anthropic SDK text_stream time / rxtokens",
+            Ratio.of(a["anthropic SDK messages.stream().text_stream"], ours_a),
+        ),
+        (
+            "rxtokens time / raw split + from_json (same JSON parser), OpenAI (goal <= 1.2x)",
+            raw_o,
+        ),
+        (
+            "rxtokens time / raw split + from_json (same JSON parser), Anthropic (goal <= 1.2x)",
+            raw_a,
+        ),
+        (
+            "rxtokens time / raw split + json.loads, OpenAI",
+            Ratio.of(ours_o, o["raw baseline (split + json.loads)"]),
+        ),
+        (
+            "rxtokens time / raw split + json.loads, Anthropic",
+            Ratio.of(ours_a, a["raw baseline (split + json.loads)"]),
+        ),
+        (
+            "template path off: rxtokens time / raw split + from_json, OpenAI",
+            Ratio.of(o["rxtokens provider path, template path off"], same_o),
+        ),
+        (
+            "template path off: rxtokens time / raw split + from_json, Anthropic",
+            Ratio.of(a["rxtokens provider path, template path off"], same_a),
+        ),
+        (
+            "openai SDK time / the public operators pipe(parse_sse(), decode_openai_chat())",
+            Ratio.of(
+                o["openai SDK chat.completions.create(stream=True)"],
+                o["rxtokens operators pipe(parse_sse(), decode_openai_chat())"],
+            ),
+        ),
+        (
+            "anthropic SDK create time / the public operators pipe(parse_sse(), "
+            "decode_anthropic())",
+            Ratio.of(
+                a["anthropic SDK messages.create(stream=True)"],
+                a["rxtokens operators pipe(parse_sse(), decode_anthropic())"],
+            ),
+        ),
     ]
-    for key, values in times.items():
-        fmt = "openai" if key.startswith("o_") else "anthropic"
+    lines = [
+        f"bytes -> StreamToken, {tokens:,} text tokens per stream, {CHUNK} B chunks; every "
+        f"contender once per round, {repeat} rounds, the order alternating; the figure is the "
+        "median of the per-round ratios (min-max, and the best-of ratio beside it); CPU time "
+        "of this process (time.process_time: the machine is shared).",
+        "",
+        "| ratio | value |",
+        "|---|---|",
+        *(f"| {name} | {value.text(1)} |" for name, value in ratios),
+        "",
+        "| format | contender | median µs / token | best µs / token |",
+        "|---|---|---|---|",
+    ]
+    for (fmt, name), values in times.items():
         lines.append(
-            f"| {fmt} | {names[key]} | {statistics.median(values):.2f} ({min(values):.2f}) |"
+            f"| {fmt} | {name} | {statistics.median(values) / tokens * 1e6:.2f} | "
+            f"{min(values) / tokens * 1e6:.2f} |"
         )
+    both = f"OpenAI {raw_o.text()}; Anthropic {raw_a.text()}"
+    lines += [
+        "",
+        goal("openai_sdk", vs_openai.text(1), vs_openai.median >= 60),
+        goal("anthropic_sdk", vs_anthropic.text(1), vs_anthropic.median >= 12),
+        goal("raw_split", both, raw_o.median <= 1.2 and raw_a.median <= 1.2),
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 tokens, 5 rounds, printed")
-    parser.add_argument("--tokens", type=int, default=100_000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--print", action="store_true", help="print only (no RESULTS.md)")
+    parser.add_argument(
+        "--quick", action="store_true", help="3,000 tokens, 2 rounds (a smoke test)"
+    )
     args = parser.parse_args()
     # The SDKs warn about model ids nearing end of life; irrelevant to a mock transport.
     warnings.simplefilter("ignore", DeprecationWarning)
-    if args.quick:  # a smoke test: printed, not written to RESULTS.md
-        print(run(tokens=10_000, rounds=5))
-        return
-    markdown = run(tokens=args.tokens, rounds=args.rounds)
+    markdown = run(tokens=3_000, repeat=2) if args.quick else run(tokens=30_000, repeat=ROUNDS)
     print(markdown)
-    if not args.print:
-        write_section("decode", markdown)
+    write_section("decode", markdown)
 
 
 if __name__ == "__main__":
