@@ -224,8 +224,8 @@ class CompletionBuilder:
             )
             for choice in item.choices or [top]:
                 parts = self._choice(choice.index)
-                parts.text.append(choice.text)
-                parts.reasoning.append(choice.reasoning)
+                parts.text.pieces.append(choice.text)
+                parts.reasoning.pieces.append(choice.reasoning)
                 parts.refusal.append(choice.refusal)
                 parts.tool_calls = {call.index: call for call in choice.tool_calls}
                 parts.finish_reason = choice.finish_reason
