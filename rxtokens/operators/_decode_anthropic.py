@@ -15,7 +15,6 @@ from typing import Any
 
 from ..errors import ProviderError, StreamDecodeError, StreamError, TruncatedStreamError
 from ..tokens import (
-    Finish,
     ReasoningDelta,
     StreamToken,
     TextDelta,
@@ -30,6 +29,7 @@ from ._decode import (
     check_tokens,
     decode_error,
     fast_loads,
+    finish_token,
     learn_template,
     shown,
     strict_loads,
@@ -40,6 +40,17 @@ from ._kinds import new_token
 __all__ = ["AnthropicDecoder"]
 
 _PROVIDER = "anthropic"
+
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "other",
+}
+"""Anthropic ``stop_reason`` -> the normalised reason (`finish_token`)."""
 
 
 class _ToolBlock:
@@ -209,7 +220,7 @@ class AnthropicDecoder(EventDecoder):
             delta = obj.get("delta") or {}
             reason = delta.get("stop_reason")
             if reason is not None:
-                tokens.append(Finish(reason))
+                tokens.append(finish_token(reason, FINISH))
             return tokens
         if kind == "message_start":
             usage = (obj.get("message") or {}).get("usage")
