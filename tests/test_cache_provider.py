@@ -172,3 +172,13 @@ def test_serve_rejects_a_bad_cache_option(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit):
         main(["--cache-ttl", "5"])
     assert "--cache-ttl needs --cache" in capsys.readouterr().err
+
+
+def test_the_base_url_is_keyed_unless_a_namespace_replaces_it() -> None:
+    def wrapped(url: str, namespace: str | None = None) -> CachedProvider:
+        provider = get_provider("openai", api_key=KEY, base_url=url)
+        return CachedProvider(provider, namespace=namespace)
+
+    a, b = "http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"
+    assert wrapped(a).key("m", "Hi") != wrapped(b).key("m", "Hi")
+    assert wrapped(a, "loopback").key("m", "Hi") == wrapped(b, "loopback").key("m", "Hi")

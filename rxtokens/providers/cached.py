@@ -114,7 +114,7 @@ class CachedProvider:
 
     `stream` keys each request with `cache_key` (this provider's name, the model,
     messages, tools, every request parameter, and the wrapped provider's
-    ``base_url`` when it has one) and pipes the provider's stream through
+    ``base_url``, or `namespace`) and pipes the provider's stream through
     ``ops.cache``: a hit replays without a request, with `Usage` marked
     ``cached``; a miss streams live and stores the answer once it completes.
 
@@ -124,6 +124,9 @@ class CachedProvider:
         pace: ``"instant"`` or ``"recorded"`` (replay at the recorded timing).
         ttl: seconds each answer lives (None: the store's default).
         scheduler: the replay's timers (see ``ops.cache``).
+        namespace: keyed instead of the provider's ``base_url``: give a fixed one when
+            the URL changes between runs (a loopback server on a random port) or to
+            share answers between equivalent endpoints.
 
     Example:
         >>> from rxtokens.providers import get_provider
@@ -141,11 +144,15 @@ class CachedProvider:
         pace: Pace = "instant",
         ttl: float | None = None,
         scheduler: abc.SchedulerBase | None = None,
+        namespace: str | None = None,
     ) -> None:
+        if namespace is not None and not isinstance(namespace, str):
+            raise ConfigError(f"namespace must be a string or None, got {namespace!r}")
         if not callable(getattr(provider, "stream", None)):
             raise ConfigError(f"provider must be a Provider (with .stream), got {provider!r}")
         self.provider = provider
         self.store: CacheStore = MemoryCache() if store is None else store
+        self.namespace = namespace
         self._options: dict[str, Any] = {"pace": pace, "ttl": ttl, "scheduler": scheduler}
         cache(self.store, "check", **self._options)  # validate the options now
 
@@ -171,7 +178,7 @@ class CachedProvider:
         **params: Any,
     ) -> str:
         """The cache key of this request (invalidate it with ``store.delete(key)``)."""
-        base_url = getattr(self.provider, "base_url", None)
+        base_url = self.namespace or getattr(self.provider, "base_url", None)
         if isinstance(base_url, str):
             params = {"base_url": base_url, **params}
         return cache_key(self.name, model, messages, tools=tools, **params)
