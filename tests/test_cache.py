@@ -503,3 +503,12 @@ def test_the_key_refuses_what_is_not_json() -> None:
         cache_key("p", "m", "Hi", stop={1, 2})
     with pytest.raises(ConfigError, match="finite"):
         cache_key("p", "m", "Hi", temperature=float("nan"))
+
+
+def test_a_corrupt_entry_row_fails_the_replay_with_a_config_error() -> None:
+    store = MemoryCache()
+    store.put("k", b'{"v":1,"end":1,"tokens":[[0,"text","a",0],[0,"nonsense"]]}')
+    seen: list[Any] = []
+    reactivex.never().pipe(cache(store, "k")).subscribe(seen.append, seen.append)
+    assert seen[0] == TextDelta("a")
+    assert isinstance(seen[1], ConfigError)

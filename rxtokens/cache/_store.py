@@ -12,7 +12,7 @@ import json
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ..errors import ConfigError
-from ..tokens import token_from_dict, token_to_dict
+from ..tokens import TOKEN_TYPES
 
 __all__ = [
     "ENTRY_VERSION",
@@ -22,6 +22,8 @@ __all__ = [
     "check_ttl",
     "decode_entry",
     "encode_entry",
+    "parse_entry",
+    "row_token",
 ]
 
 ENTRY_VERSION = 1
@@ -70,17 +72,19 @@ class CacheEntry(NamedTuple):
 
 
 def encode_entry(entry: CacheEntry) -> bytes:
-    """The bytes a store keeps for `entry` (UTF-8 JSON, token dicts as `token_to_dict`)."""
+    """The bytes a store keeps for `entry`: UTF-8 JSON, each token a row
+    ``[offset, type, *fields]`` (fields in order: compact, and rebuilt positionally)."""
     body = {
         "v": ENTRY_VERSION,
         "end": round(entry.end, 6),
-        "tokens": [[round(offset, 6), token_to_dict(token)] for offset, token in entry.tokens],
+        "tokens": [[round(offset, 6), token.type, *token] for offset, token in entry.tokens],
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def decode_entry(data: bytes) -> CacheEntry | None:
-    """Inverse of `encode_entry`; None for bytes of another version.
+def parse_entry(data: bytes) -> tuple[list[Any], float] | None:
+    """The rows and end offset of `encode_entry`'s bytes, tokens not yet built (a hit's
+    first token then waits for the JSON parse only); None for another version.
 
     Raises:
         ConfigError: bytes that are not an entry (a corrupt store).
@@ -91,11 +95,35 @@ def decode_entry(data: bytes) -> CacheEntry | None:
         raise ConfigError(f"a cache entry is not JSON: {exc}") from None
     if not isinstance(body, dict) or body.get("v") != ENTRY_VERSION:
         return None
+    rows, end = body.get("tokens"), body.get("end")
+    if not isinstance(rows, list) or isinstance(end, bool) or not isinstance(end, int | float):
+        raise ConfigError("a cache entry is malformed: no 'tokens' list or 'end' offset")
+    return rows, float(end)
+
+
+def row_token(row: Any) -> tuple[float, Any]:
+    """One row of `parse_entry` as ``(offset, token)``.
+
+    Raises:
+        ConfigError: a malformed row (unknown type, wrong fields).
+    """
     try:
-        tokens = tuple((float(offset), token_from_dict(token)) for offset, token in body["tokens"])
-        return CacheEntry(tokens, float(body["end"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"a cache entry is malformed: {exc!r}") from None
+        return float(row[0]), TOKEN_TYPES[row[1]](*row[2:])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ConfigError(f"a cache entry is malformed: {exc!r} in {row!r:.80}") from None
+
+
+def decode_entry(data: bytes) -> CacheEntry | None:
+    """Inverse of `encode_entry`; None for bytes of another version.
+
+    Raises:
+        ConfigError: bytes that are not an entry (a corrupt store).
+    """
+    parsed = parse_entry(data)
+    if parsed is None:
+        return None
+    rows, end = parsed
+    return CacheEntry(tuple(row_token(row) for row in rows), end)
 
 
 def check_ttl(ttl: float | None, name: str = "ttl") -> float | None:

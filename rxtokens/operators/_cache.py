@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
 from reactivex.scheduler import CurrentThreadScheduler
 
-from ..cache._store import CacheEntry, CacheStore, check_ttl, decode_entry, encode_entry
+from ..cache._store import (
+    CacheEntry,
+    CacheStore,
+    check_ttl,
+    encode_entry,
+    parse_entry,
+    row_token,
+)
 from ..errors import ConfigError
 from ..tokens import Finish, StreamToken, Usage
 from ._scheduling import clock_of, default_scheduler, schedule_at
 
-__all__ = ["Pace", "cache_operator", "replayed_tokens"]
+__all__ = ["Pace", "cache_operator", "mark_cached"]
 
 log = logging.getLogger("rxtokens.cache")
 
@@ -31,25 +38,23 @@ Pace = Literal["instant", "recorded"]
 _PACES = ("instant", "recorded")
 
 
-def replayed_tokens(entry: CacheEntry) -> list[tuple[float, Any]]:
-    """The tokens a hit replays: the recorded ones with every `Usage` marked ``cached``
-    (a ``Usage(cached=True)`` at the end when none was recorded).
+def mark_cached(tokens: Iterable[tuple[float, Any]], end: float) -> Iterator[tuple[float, Any]]:
+    """The tokens a hit replays: `tokens` with every `Usage` marked ``cached`` (and a
+    ``Usage(cached=True)`` at `end` when there was none).
 
     Example:
         >>> from rxtokens.tokens import TextDelta
-        >>> replayed_tokens(CacheEntry(((0.0, TextDelta("Hi")),), 0.1))[-1]
+        >>> list(mark_cached([(0.0, TextDelta("Hi"))], 0.1))[-1]
         (0.1, Usage(input_tokens=None, output_tokens=None, estimated=False, cached=True))
     """
-    out: list[tuple[float, Any]] = []
     marked = False
-    for offset, token in entry.tokens:
+    for offset, token in tokens:
         if type(token) is Usage:
             token = token._replace(cached=True)
             marked = True
-        out.append((offset, token))
+        yield offset, token
     if not marked:
-        out.append((entry.end, Usage(cached=True)))
-    return out
+        yield end, Usage(cached=True)
 
 
 def _storable(tokens: list[tuple[float, Any]]) -> bool:
@@ -58,10 +63,10 @@ def _storable(tokens: list[tuple[float, Any]]) -> bool:
     return not any(type(t) is Finish and t.reason == "error" for _, t in tokens)
 
 
-def _lookup(store: CacheStore, key: str) -> CacheEntry | None:
+def _lookup(store: CacheStore, key: str) -> tuple[list[Any], float] | None:
     try:
         data = store.get(key)
-        return None if data is None else decode_entry(data)
+        return None if data is None else parse_entry(data)
     except Exception as exc:  # a failing store is a miss, never a failed request
         log.warning("cache lookup failed (streaming live): %s: %s", type(exc).__name__, exc)
         return None
@@ -91,25 +96,30 @@ def _record(
         observer.on_next(token)
 
     def on_completed() -> None:
+        end = clock() - start
+        observer.on_completed()  # first: storing never delays the end of the answer
         if _storable(tokens):
-            _store(store, key, CacheEntry(tuple(tokens), clock() - start), ttl)
-        observer.on_completed()
+            _store(store, key, CacheEntry(tuple(tokens), end), ttl)
 
     return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
 
 
 def _replay_instant(
-    tokens: list[tuple[float, Any]],
+    tokens: Iterator[tuple[float, Any]],
     observer: abc.ObserverBase[StreamToken],
     scheduler: abc.SchedulerBase,
 ) -> abc.DisposableBase:
     disposed = False
 
     def run(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        for _, token in tokens:
-            if disposed:
-                return
-            observer.on_next(token)
+        try:
+            for _, token in tokens:
+                if disposed:
+                    return
+                observer.on_next(token)
+        except ConfigError as exc:  # a corrupt row
+            observer.on_error(exc)
+            return
         if not disposed:
             observer.on_completed()
 
@@ -121,7 +131,7 @@ def _replay_instant(
 
 
 def _replay_recorded(
-    tokens: list[tuple[float, Any]],
+    tokens: Iterator[tuple[float, Any]],
     end: float,
     observer: abc.ObserverBase[StreamToken],
     scheduler: abc.SchedulerBase,
@@ -130,19 +140,25 @@ def _replay_recorded(
     start = clock()
     timer = SerialDisposable()
 
-    def step(i: int) -> None:
-        due = start + (tokens[i][0] if i < len(tokens) else end)
+    def step(last: float) -> None:
+        try:
+            offset, token = next(tokens)
+        except StopIteration:
+            offset, token = max(end, last), None
+        except ConfigError as exc:  # a corrupt row
+            observer.on_error(exc)
+            return
 
         def fire(_due: float) -> None:
-            if i < len(tokens):
-                observer.on_next(tokens[i][1])
-                step(i + 1)
-            else:
+            if token is None:
                 observer.on_completed()
+            else:
+                observer.on_next(token)
+                step(offset)
 
-        timer.disposable = schedule_at(scheduler, due, clock(), fire)
+        timer.disposable = schedule_at(scheduler, start + offset, clock(), fire)
 
-    step(0)
+    step(0.0)
     return timer
 
 
@@ -169,13 +185,13 @@ def cache_operator(
             scheduler_: abc.SchedulerBase | None = None,
         ) -> abc.DisposableBase:
             sched = scheduler or scheduler_
-            entry = _lookup(store, key)
-            if entry is None:
+            found = _lookup(store, key)
+            if found is None:
                 return _record(source, store, key, ttl, observer, sched)
-            tokens = replayed_tokens(entry)
+            rows, end = found
+            tokens = mark_cached((row_token(row) for row in rows), end)
             if pace == "recorded":
-                last = max(entry.end, tokens[-1][0])
-                return _replay_recorded(tokens, last, observer, sched or default_scheduler())
+                return _replay_recorded(tokens, end, observer, sched or default_scheduler())
             return _replay_instant(tokens, observer, sched or CurrentThreadScheduler.singleton())
 
         return Observable(subscribe)
