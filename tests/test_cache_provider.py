@@ -182,3 +182,11 @@ def test_the_base_url_is_keyed_unless_a_namespace_replaces_it() -> None:
     a, b = "http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"
     assert wrapped(a).key("m", "Hi") != wrapped(b).key("m", "Hi")
     assert wrapped(a, "loopback").key("m", "Hi") == wrapped(b, "loopback").key("m", "Hi")
+
+
+def test_cache_is_not_an_operator_of_specs_or_launch_strings() -> None:
+    from rxtokens.errors import SpecError
+    from rxtokens.spec import parse_launch
+
+    with pytest.raises(SpecError, match="cache"):
+        parse_launch("testing prompt=hi ! cache store='sqlite:/etc/x.db'").build()
