@@ -512,3 +512,27 @@ def test_a_corrupt_entry_row_fails_the_replay_with_a_config_error() -> None:
     reactivex.never().pipe(cache(store, "k")).subscribe(seen.append, seen.append)
     assert seen[0] == TextDelta("a")
     assert isinstance(seen[1], ConfigError)
+
+
+def test_sqlite_store_takes_writers_from_several_processes_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    SqliteCache(path)  # the table exists before the writers race
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from rxtokens.cache import SqliteCache
+        store = SqliteCache({str(path)!r}, max_entries=250)
+        for i in range(100):
+            store.put(f"{{sys.argv[1]}}-{{i}}", b"x" * 100)
+            assert store.get(f"{{sys.argv[1]}}-{{i}}") == b"x" * 100
+        """
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", script, name], env=env, stderr=subprocess.PIPE)
+        for name in "abc"
+    ]
+    for writer in writers:
+        _, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err.decode()
+    assert len(SqliteCache(path)) == 250  # 300 written, the bound held across processes
