@@ -4,7 +4,8 @@ One OpenAI chat answer of N tokens is served by a `ProviderServer` in another pr
 (the body of `providers_http._serve`). Each round streams it live (a plain provider),
 as a cache miss (`CachedProvider` over a `MemoryCache`: live plus recording and
 storing), and as hits from a `MemoryCache` and a `SqliteCache` (``pace="instant"``),
-in alternating order. Figures: time to first token and total time of one stream;
+in alternating order, each the best of `REPEAT` streams. Figures: time to first token
+and total time of one stream;
 ratios are live / hit per round (how many times faster a hit is) and miss / live (what
 recording costs), reported as the median of per-round ratios with their min-max.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing
 import statistics
 import sys
@@ -36,6 +38,8 @@ from rxtokens.cache import MemoryCache, SqliteCache
 from rxtokens.providers import CachedProvider, close_sessions, get_provider
 
 KINDS = ("live", "miss", "hit (memory)", "hit (sqlite)")
+REPEAT = 3
+"""Streams per kind and round; the round keeps the fastest (a miss: each a new key)."""
 
 
 async def _time(source: Observable[Any]) -> tuple[float, float, int]:
@@ -61,9 +65,10 @@ async def _rounds(base_url: str, rounds: int, tokens: int, folder: str) -> dict[
     memory = CachedProvider(provider, MemoryCache())
     sqlite = CachedProvider(provider, SqliteCache(Path(folder) / "bench.db"))
     missing = CachedProvider(provider, MemoryCache(max_entries=1))
+    seeds = itertools.count()
     sources: dict[str, Callable[[int], Observable[Any]]] = {
         "live": lambda _: provider.stream("bench", "go"),
-        "miss": lambda r: missing.stream("bench", "go", seed=r),  # a new key every round
+        "miss": lambda _: missing.stream("bench", "go", seed=next(seeds)),  # always a new key
         "hit (memory)": lambda _: memory.stream("bench", "go"),
         "hit (sqlite)": lambda _: sqlite.stream("bench", "go"),
     }
@@ -73,10 +78,13 @@ async def _rounds(base_url: str, rounds: int, tokens: int, folder: str) -> dict[
     for r in range(rounds):
         order = KINDS if r % 2 == 0 else KINDS[::-1]
         for kind in order:
-            first, total, count = await _time(sources[kind](r))
-            if count != tokens:
-                raise SystemExit(f"{kind}: {count} text tokens, expected {tokens}")
-            samples[kind].append((first, total))
+            best = (float("inf"), float("inf"))
+            for _ in range(REPEAT):  # the best of a few: load spikes of a shared machine
+                first, total, count = await _time(sources[kind](r))
+                if count != tokens:
+                    raise SystemExit(f"{kind}: {count} text tokens, expected {tokens}")
+                best = (min(best[0], first), min(best[1], total))
+            samples[kind].append(best)
     await close_sessions()
     return samples
 
@@ -106,12 +114,18 @@ def measure(rounds: int = 9, tokens: int = 2000) -> dict[str, Any]:
         parent.send("stop")
         server.join(timeout=10)
     live = samples["live"]
+
+    def per_round(kind: str, field: int, inverse: bool = False) -> tuple[float, float, float]:
+        pairs = zip(live, samples[kind], strict=True)
+        return _spread(
+            [(b[field] / a[field]) if inverse else (a[field] / b[field]) for a, b in pairs]
+        )
+
     ratios: dict[str, tuple[float, float, float]] = {}
     for kind in ("hit (memory)", "hit (sqlite)"):
-        hit = samples[kind]
-        ratios[f"{kind} TTFT speed-up"] = _spread([a[0] / b[0] for a, b in zip(live, hit)])
-        ratios[f"{kind} total speed-up"] = _spread([a[1] / b[1] for a, b in zip(live, hit)])
-    ratios["miss / live total"] = _spread([m[1] / a[1] for m, a in zip(samples["miss"], live)])
+        ratios[f"{kind} TTFT speed-up"] = per_round(kind, 0)
+        ratios[f"{kind} total speed-up"] = per_round(kind, 1)
+    ratios["miss / live total"] = per_round("miss", 1, inverse=True)
     return {"rounds": rounds, "tokens": tokens, "samples": samples, "ratios": ratios}
 
 
@@ -127,8 +141,8 @@ def markdown(figures: dict[str, Any]) -> str:
         "## Response cache (`benchmarks/cache.py`)",
         "",
         f"One OpenAI chat answer of {figures['tokens']} tokens from a `ProviderServer` in "
-        f"another process; {figures['rounds']} rounds in alternating order; median of "
-        "per-round ratios (min-max).",
+        f"another process; {figures['rounds']} rounds in alternating order (each the best of "
+        f"{REPEAT} streams); median of per-round ratios (min-max).",
         "",
         f"- **Cache hit (memory), time to first token: {ratio('hit (memory) TTFT speed-up')} "
         "faster than live**",
