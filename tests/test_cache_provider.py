@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,3 +195,35 @@ def test_cache_is_not_an_operator_of_specs_or_launch_strings() -> None:
 
     with pytest.raises(SpecError, match="cache"):
         parse_launch("testing prompt=hi ! cache store='sqlite:/etc/x.db'").build()
+
+
+def test_serve_cache_sqlite_answers_after_a_server_restart(tmp_path: Path) -> None:
+    """``rxtokens serve --cache sqlite:PATH`` in two server processes, one after the other."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    usages = []
+    with ProviderServer.running_in_thread() as provider:
+        command = [
+            *(sys.executable, "-m", "rxtokens.server", "--port", "0", "--no-auth"),
+            *("--base-url", provider.base_url_for("openai")),
+            *("--cache", f"sqlite:{tmp_path / 'answers.db'}", "--cache-ttl", "3600"),
+        ]
+        for _ in range(2):
+            server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+            try:
+                assert server.stdout is not None
+                url = server.stdout.readline().split()[-1]  # "rxtokens server on http://..."
+                request = urllib.request.Request(
+                    url + "v1/chat/completions", body, {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    answer = json.load(response)
+                assert answer["choices"][0]["message"]["content"] == default_script("hi").text
+                usages.append(answer["usage"])
+            finally:
+                server.terminate()
+                server.wait(30)
+                server.stdout.close()  # type: ignore[union-attr]
+        assert len(provider.requests) == 1
+    assert "rxtokens_cached" not in usages[0]
+    assert usages[1] == {**usages[0], "rxtokens_cached": True}
