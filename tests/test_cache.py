@@ -507,7 +507,7 @@ def test_the_key_refuses_what_is_not_json() -> None:
 
 def test_a_corrupt_entry_row_fails_the_replay_with_a_config_error() -> None:
     store = MemoryCache()
-    store.put("k", b'{"v":1,"end":1,"tokens":[[0,"text","a",0],[0,"nonsense"]]}')
+    store.put("k", b'{"v":1,"end_us":1,"tokens":[[0,"text","a",0],[0,"nonsense"]]}')
     seen: list[Any] = []
     reactivex.never().pipe(cache(store, "k")).subscribe(seen.append, seen.append)
     assert seen[0] == TextDelta("a")
