@@ -48,6 +48,11 @@ class Answer:
         self._listeners: list[abc.ObserverBase[Completion]] = []
         self._futures: dict[asyncio.AbstractEventLoop, asyncio.Future[Completion]] = {}
 
+    @property
+    def from_log(self) -> bool:
+        """The answer is read from a log that keeps every token (not fed as they arrive)."""
+        return self._tokens is not None
+
     def builder(self) -> CompletionBuilder:
         """The builder, caught up with every token so far."""
         builder = self._builder
