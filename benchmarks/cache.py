@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import write_section
+from _report import ROUNDS, Ratio, write_section
 from providers_http import _serve
 from reactivex import Observable
 
@@ -89,19 +89,16 @@ async def _rounds(base_url: str, rounds: int, tokens: int, folder: str) -> dict[
     return samples
 
 
-def _spread(values: list[float]) -> tuple[float, float, float]:
-    return statistics.median(values), min(values), max(values)
-
-
 def measure(rounds: int = 9, tokens: int = 2000) -> dict[str, Any]:
     """Run the comparison (`rounds` >= 5, alternating order) and return its figures.
 
     Returns:
-        ``{"rounds", "tokens", "samples": {kind: [(ttft, total) ...]},
-        "ratios": {name: (median, min, max)}}``, times in seconds.
+        ``{"rounds", "tokens", "samples": {kind: [(ttft, total) per round]},
+        "ratios": {name: Ratio}}``: times in seconds; each `_report.Ratio` holds the
+        per-round ratios (median, min-max, best-of).
     """
-    if rounds < 5:
-        raise ValueError("rounds must be >= 5 (median of per-round ratios)")
+    if rounds < ROUNDS:
+        raise ValueError(f"rounds must be >= {ROUNDS} (median of per-round ratios)")
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     server = ctx.Process(target=_serve, args=(tokens, child), daemon=True)
@@ -113,19 +110,15 @@ def measure(rounds: int = 9, tokens: int = 2000) -> dict[str, Any]:
     finally:
         parent.send("stop")
         server.join(timeout=10)
-    live = samples["live"]
 
-    def per_round(kind: str, field: int, inverse: bool = False) -> tuple[float, float, float]:
-        pairs = zip(live, samples[kind], strict=True)
-        return _spread(
-            [(b[field] / a[field]) if inverse else (a[field] / b[field]) for a, b in pairs]
-        )
+    def times(kind: str, field: int) -> list[float]:
+        return [sample[field] for sample in samples[kind]]
 
-    ratios: dict[str, tuple[float, float, float]] = {}
-    for kind in ("hit (memory)", "hit (sqlite)"):
-        ratios[f"{kind} TTFT speed-up"] = per_round(kind, 0)
-        ratios[f"{kind} total speed-up"] = per_round(kind, 1)
-    ratios["miss / live total"] = per_round("miss", 1, inverse=True)
+    ratios: dict[str, Ratio] = {}
+    for kind in ("hit (memory)", "hit (sqlite)"):  # live / hit: how many times faster
+        ratios[f"{kind} TTFT speed-up"] = Ratio.of(times("live", 0), times(kind, 0))
+        ratios[f"{kind} total speed-up"] = Ratio.of(times("live", 1), times(kind, 1))
+    ratios["miss / live total"] = Ratio.of(times("miss", 1), times("live", 1))
     return {"rounds": rounds, "tokens": tokens, "samples": samples, "ratios": ratios}
 
 
@@ -133,9 +126,8 @@ def markdown(figures: dict[str, Any]) -> str:
     """The RESULTS.md section of `measure`'s figures."""
     ratios, samples = figures["ratios"], figures["samples"]
 
-    def ratio(name: str) -> str:
-        median, low, high = ratios[name]
-        return f"{median:.1f}x ({low:.1f}-{high:.1f})"
+    def ratio(name: str, bold: bool = True) -> str:
+        return str(ratios[name].text(1, bold=bold))
 
     lines = [
         "## Response cache (`benchmarks/cache.py`)",
@@ -144,13 +136,14 @@ def markdown(figures: dict[str, Any]) -> str:
         f"another process; {figures['rounds']} rounds in alternating order (each the best of "
         f"{REPEAT} streams); median of per-round ratios (min-max).",
         "",
-        f"- **Cache hit (memory), time to first token: {ratio('hit (memory) TTFT speed-up')} "
-        "faster than live**",
-        f"- **Cache hit (memory), whole answer: {ratio('hit (memory) total speed-up')} faster "
-        "than live**",
-        f"- Cache hit (SQLite): first token {ratio('hit (sqlite) TTFT speed-up')}, whole answer "
-        f"{ratio('hit (sqlite) total speed-up')} faster than live",
-        f"- A miss (live + recording + storing) takes {ratio('miss / live total')} the live time",
+        f"- {ratio('hit (memory) TTFT speed-up')} faster time to first token: a cache hit "
+        "(memory) vs the live stream",
+        f"- {ratio('hit (memory) total speed-up')} faster whole answer: a cache hit (memory) "
+        "vs the live stream",
+        f"- Cache hit (SQLite): first token {ratio('hit (sqlite) TTFT speed-up', False)}, "
+        f"whole answer {ratio('hit (sqlite) total speed-up', False)} faster than live",
+        f"- A miss (live + recording + storing) takes {ratio('miss / live total', False)} "
+        "the live time",
         "",
         "| stream | TTFT median (ms) | total median (ms) |",
         "|---|---:|---:|",
@@ -170,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args(argv)
-    figures = measure(rounds=5, tokens=200) if args.quick else measure()
+    figures = measure(rounds=ROUNDS, tokens=200) if args.quick else measure()
     text = markdown(figures)
     print(text)
     write_section("cache", text)
