@@ -21,8 +21,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic_core import from_json
 
-from .errors import StreamDecodeError, StreamError
+from .errors import ConfigError, StreamDecodeError, StreamError
 from .tokens import (
+    TOKEN_TYPES,
     Choice,
     Completion,
     Finish,
@@ -145,8 +146,11 @@ class CompletionBuilder:
     ``(choice, index)`` (``id`` and ``name`` from the first fragment that has
     them) or taken whole from a `ToolCall`, which replaces the fragments of the
     same key (later fragments for that key are ignored). `Finish` sets the
-    choice's ``finish_reason`` (the provider's raw value); the latest `Usage`
-    wins. Token kinds the builder does not know are ignored.
+    choice's ``finish_reason``; the latest `Usage` wins. Token kinds that carry
+    no part of the answer (`ToolResult`, `Intent` ...) are counted and passed
+    over. A `Completion` (a stream that was aggregated already) stands for
+    everything before it: ``build()`` gives it back (tokens after it add to it).
+    Any other item is a `ConfigError` naming its type: nothing is dropped unseen.
 
     ``build()`` does not consume anything: it can be called at any time, as
     often as needed ("the completion so far"). It does tidy the builder's state
@@ -162,12 +166,14 @@ class CompletionBuilder:
         ('Hello', 'stop')
     """
 
-    __slots__ = ("_choices", "_count", "_usage")
+    __slots__ = ("_choices", "_count", "_given", "_given_at", "_usage")
 
     def __init__(self) -> None:
         self._choices: dict[int, _ChoiceParts] = {}
         self._usage: Usage | None = None
         self._count = 0
+        self._given: Completion | None = None  # a Completion added ...
+        self._given_at = 0  # ... as token number `_given_at`: build() returns it if it was last
 
     @property
     def token_count(self) -> int:
@@ -186,7 +192,11 @@ class CompletionBuilder:
         return parts
 
     def add(self, token: Any) -> None:
-        """Record one token (any kind; unknown kinds are ignored)."""
+        """Record one token (or a whole `Completion`).
+
+        Raises:
+            ConfigError: `token` is neither a token nor a `Completion`.
+        """
         self._count += 1
         kind = type(token)
         if kind is TextDelta:  # by far the most frequent: no dict lookup
@@ -202,6 +212,34 @@ class CompletionBuilder:
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, token)
+        elif kind not in TOKEN_TYPES.values():
+            self._add_other(token)
+
+    def _add_other(self, item: Any) -> None:
+        """A `Completion` replaces everything so far; another token kind passes; else fail."""
+        if isinstance(item, Completion):
+            self._choices = {}
+            top = Choice(
+                0, item.text, item.reasoning, item.refusal, item.tool_calls, item.finish_reason
+            )
+            for choice in item.choices or [top]:
+                parts = self._choice(choice.index)
+                parts.text.pieces.append(choice.text)
+                parts.reasoning.pieces.append(choice.reasoning)
+                parts.refusal.append(choice.refusal)
+                parts.tool_calls = {call.index: call for call in choice.tool_calls}
+                parts.finish_reason = choice.finish_reason
+            self._usage = item.usage
+            self._given = item
+            self._given_at = self._count
+            return
+        if isinstance(item, tuple(TOKEN_TYPES.values())):
+            return  # a subclass of a token kind
+        raise ConfigError(
+            f"cannot build a Completion from a {type(item).__name__} ({_shorten(repr(item))}): "
+            f"a stream to aggregate must carry tokens (rxtokens.tokens) or Completions; "
+            f"map other items to tokens first (e.g. TextDelta(text))"
+        )
 
     def add_all(self, tokens: Iterable[Any]) -> CompletionBuilder:
         """Record every token of `tokens`; returns self, for ``CompletionBuilder().add_all(t)``."""
@@ -258,6 +296,8 @@ class CompletionBuilder:
         Raises:
             StreamDecodeError: `strict` and some tool call's arguments are not a JSON object.
         """
+        if self._given is not None and self._given_at == self._count:
+            return self._given
         choices = self._choices
         indices = sorted(choices)
         if 0 not in choices:

@@ -604,6 +604,21 @@ async def test_final_resolves_with_the_completion() -> None:
     assert (await b.final) is completion  # also after the end
 
 
+@pytest.mark.parametrize("replay", ["all", "none"])
+async def test_items_that_are_not_tokens_flow_but_the_final_answer_refuses_them(
+    replay: Any,
+) -> None:
+    """Issue 15.15: the answer names the item it cannot read (main built text "")."""
+    b: Broadcast[Any] = Broadcast(reactivex.of("a", "b"), replay=replay)
+    seen: list[Any] = []
+    b.subscribe(seen.append)
+    final = b.final
+    b.connect()
+    with pytest.raises(ConfigError, match="str"):
+        await final
+    assert seen == ["a", "b"]
+
+
 async def test_final_raises_the_error_with_the_partial() -> None:
     source = Manual()
     b: Broadcast[Any] = Broadcast(source.observable)

@@ -22,14 +22,8 @@ from ..errors import ConfigError
 from ..operators import cache
 from ..operators._cache import Pace
 from ..tokens import StreamToken
-from ._base import (
-    Capabilities,
-    HealthResult,
-    Messages,
-    Provider,
-    normalize_messages,
-    normalize_tools,
-)
+from ._base import Capabilities, HealthResult, Messages, Provider, normalize_messages
+from ._tools import tools_for
 
 __all__ = ["KEY_VERSION", "CachedProvider", "cache_key"]
 
@@ -99,7 +93,7 @@ def cache_key(
         "provider": provider,
         "model": model,
         "messages": normalize_messages(messages),
-        "tools": normalize_tools(tools),
+        "tools": tools_for("openai_chat", tools),  # one form for every shape of a tool
         "params": params,
     }
     canonical = _canonical(request, "request")
