@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 from aiohttp import web
 from reactivex import Observable
 
+from ..cache import CacheStore, open_store
 from ..errors import ConfigError
 from ..tokens import StreamToken
 from .errors import _Abort, _error, _redacted_traceback, redacted_aiohttp_logs
@@ -75,6 +76,7 @@ def create_app(
     tools: Any = None,
     max_steps: int = 5,
     message_format: str | None = None,
+    cache: str | CacheStore | None = None,
 ) -> web.Application:
     """The aiohttp application (see the module docstring for routes and security).
 
@@ -130,6 +132,13 @@ def create_app(
             (`run_agent`); 1 runs the tools without a follow-up (`dispatch_tools`).
         message_format: how ``/v1/ui/chat`` writes the history for the upstream
             (None: the upstream provider's format; OpenAI chat for a function).
+        cache: a response cache for the configured upstream: ``"memory"``,
+            ``"sqlite:PATH"``, ``"redis://HOST:PORT/DB"`` or a `rxtokens.cache`
+            store. A request whose key (`rxtokens.providers.cache_key`: upstream,
+            model, messages, tools, parameters) matches a stored answer is replayed
+            without calling the upstream, through the same formats, its `Usage`
+            marked ``cached``; the pipeline still runs. Specs and launch strings
+            are never cached.
 
     Raises:
         ConfigError: invalid arguments.
@@ -174,7 +183,8 @@ def create_app(
     if upstream_options is not None and not isinstance(upstream_options, Mapping):
         raise ConfigError(f"upstream_options must be a dict, got {upstream_options!r}")
     options = dict(upstream_options or {})
-    make_upstream, model = _make_upstream(upstream, options)
+    store = None if cache is None else open_store(cache)
+    make_upstream, model = _make_upstream(upstream, options, store)
     operators = _make_operators(pipeline)
     ui_format = _message_format(upstream, message_format)
 
