@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import BroadcastCancelledError
+from ..errors import BroadcastCancelledError, RemoteStreamError, StoreUnavailableError
 from ..providers._http import redact
 from .state import ServerState
 
@@ -49,7 +49,12 @@ def _mask(text: str, secrets_: Sequence[str]) -> str:
 
 def _describe(exc: BaseException, secrets_: Sequence[str]) -> tuple[str, str]:
     """``(type, message)`` of an exception for clients, with secrets and key-like strings masked."""
-    kind = "cancelled" if isinstance(exc, BroadcastCancelledError) else type(exc).__name__
+    if isinstance(exc, BroadcastCancelledError):
+        kind = "cancelled"
+    elif isinstance(exc, RemoteStreamError | StoreUnavailableError):
+        kind = exc.error_type  # producer_lost, store_unavailable, or the remote error's type
+    else:
+        kind = type(exc).__name__
     return kind, _mask(str(exc) or kind, secrets_)
 
 

@@ -1,0 +1,530 @@
+"""`RedisTokenLog`: a token log in Redis Streams, and `read_log` / `from_log` to read it anywhere.
+
+The writer keeps an in-memory mirror (a `MemoryTokenLog`: ``read`` and
+``wait`` answer from it, so a `Broadcast` in the writing process is as fast as
+with the memory log) and copies it to Redis from one task: the tokens appended
+during one event-loop tick go in one ``XADD`` (the entry format is in
+`rxtokens.distributed._codec`), with ``MINID`` retention and a TTL on the key.
+While the stream runs, the writer refreshes a heartbeat key (``<key>:alive``,
+expiring after `LOST_AFTER` heartbeats); a reader that finds neither new
+entries nor the heartbeat knows the producer is gone (`ProducerLostError`).
+
+Bounds: a reader notices a dead producer at most ``(LOST_AFTER + 1) *
+heartbeat`` after its last heartbeat; an unreachable Redis fails a writer or a
+reader after `store_timeout` seconds (`StoreUnavailableError`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+from reactivex import Observable
+
+from ..aio import from_async_iterable
+from ..completion import CompletionBuilder
+from ..errors import (
+    ConfigError,
+    ProducerLostError,
+    ProviderNotInstalledError,
+    ReplayGapError,
+    StoreUnavailableError,
+)
+from ..token_log import LogEnd, LogRead, MemoryTokenLog, Sequenced
+from ..tokens import Completion
+from ._codec import decode_batch, decode_end, encode_batch, encode_end
+
+try:
+    from redis.asyncio import Redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError:  # pragma: no cover - the `redis` extra is not installed
+    raise ProviderNotInstalledError("redis", "redis") from None
+
+__all__ = ["LOST_AFTER", "RedisTokenLog", "alive_key", "connect", "from_log", "read_log"]
+
+log = logging.getLogger("rxtokens.distributed")
+
+LOST_AFTER = 3
+"""Heartbeats a producer may miss before its readers call it lost."""
+
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def alive_key(key: str) -> str:
+    """The producer's heartbeat key of the log at `key`."""
+    return f"{key}:alive"
+
+
+def connect(url: str, *, heartbeat: float = 1.0) -> Redis:
+    """An asyncio Redis client for `url` whose reads outlast an ``XREAD BLOCK`` of `heartbeat`."""
+    return Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=max(5.0, 4 * heartbeat))
+
+
+def _check(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+class RedisTokenLog:
+    """A `rxtokens.token_log.TokenLog` kept in a Redis stream, readable from any process.
+
+    Args:
+        url: ``redis://HOST:PORT[/DB]``, or a ``redis.asyncio.Redis`` client
+            (kept open: the caller owns it).
+        key: the Redis key of the stream (the reader's `from_log` names it too).
+        retain: tokens kept for readers: None all, N the last N (``XADD MINID``:
+            entries hold one tick's tokens, so a token count maps onto entry ids).
+        ttl: seconds the key lives after its last write.
+        heartbeat: seconds between the producer's heartbeats.
+        store_timeout: seconds Redis may stay unreachable before the log gives
+            up (default ``LOST_AFTER * heartbeat``).
+        on_failure: called once with a `StoreUnavailableError` when it gave up.
+
+    Tokens must be appended on the thread of an asyncio event loop (the one
+    running when the log was made, or at the first append). Every append is
+    kept in the mirror at once and written within the event-loop tick.
+
+    Example:
+        >>> import reactivex
+        >>> from rxtokens import Broadcast, TextDelta
+        >>> async def produce() -> str:
+        ...     log = RedisTokenLog("redis://127.0.0.1:6379", "answers:42")
+        ...     b = Broadcast(reactivex.of(TextDelta("Hi")), log=log)
+        ...     text = (await b.final).text
+        ...     await log.flushed()
+        ...     return text
+        >>> asyncio.run(produce())  # doctest: +SKIP
+        'Hi'
+    """
+
+    __slots__ = (
+        "_alive",
+        "_builder",
+        "_client",
+        "_failure",
+        "_heartbeat",
+        "_key",
+        "_kick",
+        "_kicked",
+        "_loop",
+        "_mirror",
+        "_on_failure",
+        "_own",
+        "_pending",
+        "_progress",
+        "_store_timeout",
+        "_task",
+        "_thread",
+        "_ttl_ms",
+        "_written",
+    )
+
+    def __init__(
+        self,
+        url: str | Redis,
+        key: str,
+        *,
+        retain: int | None = None,
+        ttl: float = 3600.0,
+        heartbeat: float = 1.0,
+        store_timeout: float | None = None,
+        on_failure: Callable[[StoreUnavailableError], None] | None = None,
+    ) -> None:
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"key must be a non-empty string, got {key!r}")
+        self._heartbeat = _check("heartbeat", heartbeat)
+        self._ttl_ms = int(_check("ttl", ttl) * 1000)
+        self._store_timeout = _check(
+            "store_timeout",
+            LOST_AFTER * self._heartbeat if store_timeout is None else store_timeout,
+        )
+        self._mirror = MemoryTokenLog(retain)
+        self._key = key
+        self._alive = alive_key(key)
+        if isinstance(url, str):
+            self._client, self._own = connect(url, heartbeat=self._heartbeat), True
+        elif isinstance(url, Redis):
+            self._client, self._own = url, False
+        else:
+            raise ConfigError(f"url must be a redis:// URL or a redis.asyncio.Redis, got {url!r}")
+        self._on_failure = on_failure
+        self._pending: list[Any] | deque[Any] = []
+        self._kicked = False
+        self._written = 0
+        self._builder = CompletionBuilder()
+        self._failure: StoreUnavailableError | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._kick: asyncio.Event | None = None
+        self._progress: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        with contextlib.suppress(RuntimeError):
+            self._start(asyncio.get_running_loop())
+
+    def __repr__(self) -> str:
+        return (
+            f"RedisTokenLog(key={self._key!r}, retain={self.retain!r}, "
+            f"last_seq={self.last_seq}, written={self._written}, ended={self.end is not None})"
+        )
+
+    # ------------------------------------------------------------------ TokenLog
+
+    @property
+    def retain(self) -> int | None:
+        """How many of the latest tokens are kept (None: all)."""
+        return self._mirror.retain
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the latest token appended (0 before the first)."""
+        return self._mirror.last_seq
+
+    @property
+    def end(self) -> LogEnd | None:
+        """The end marker, once closed."""
+        return self._mirror.end
+
+    @property
+    def key(self) -> str:
+        """The Redis key of the stream."""
+        return self._key
+
+    @property
+    def written(self) -> int:
+        """The seq of the latest token Redis has acknowledged."""
+        return self._written
+
+    @property
+    def failure(self) -> StoreUnavailableError | None:
+        """Why the log stopped writing to Redis (None while it writes)."""
+        return self._failure
+
+    def append(self, token: Any) -> None:
+        """Keep `token` in the mirror and queue it for the next write (one per loop tick)."""
+        self._mirror.append(token)
+        self._pending.append(token)
+        if not self._kicked:
+            self._kicked = True
+            self._wake()
+
+    def close(self, end: LogEnd) -> None:
+        """Write the end marker after the queued tokens (once)."""
+        if self._mirror.end is None:
+            self._mirror.close(end)
+            self._kicked = True
+            self._wake()
+
+    def read(self, after: int = 0) -> LogRead:
+        """The retained entries after `after`, from the mirror (never waits)."""
+        return self._mirror.read(after)
+
+    async def wait(self, after: int) -> None:
+        """Return once a token after `after` exists or the log ended."""
+        await self._mirror.wait(after)
+
+    # ------------------------------------------------------------------ writer
+
+    async def started(self) -> None:
+        """Start the writer on the running loop and wait for its first heartbeat in Redis.
+
+        Raises:
+            StoreUnavailableError: Redis did not answer within `store_timeout`.
+        """
+        if self._loop is None:
+            self._start(asyncio.get_running_loop())
+        await self._retry(lambda: self._client.set(self._alive, 1, px=self._lost_ms()))
+
+    async def flushed(self) -> None:
+        """Wait until Redis holds every token appended so far (and the end, once closed).
+
+        Raises:
+            StoreUnavailableError: the log gave up writing.
+        """
+        if self._loop is None:
+            self._start(asyncio.get_running_loop())
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            task = self._task
+            if task is None or task.done():
+                return
+            if self.end is not None:
+                await asyncio.shield(task)  # it ends once the end marker is written
+                continue
+            if self._written >= self.last_seq:
+                return
+            assert self._progress is not None
+            self._progress.clear()
+            await self._progress.wait()
+
+    def _lost_ms(self) -> int:
+        return int(LOST_AFTER * self._heartbeat * 1000)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread = threading.get_ident()
+        self._kick = asyncio.Event()
+        self._progress = asyncio.Event()
+        self._task = loop.create_task(self._run(), name=f"redis-log:{self._key}")
+
+    def _wake(self) -> None:
+        if self._loop is None:
+            try:
+                self._start(asyncio.get_running_loop())
+            except RuntimeError:
+                raise ConfigError(
+                    "RedisTokenLog.append() needs a running asyncio event loop in this thread "
+                    "(make the log inside async code)"
+                ) from None
+        assert self._kick is not None
+        assert self._loop is not None
+        if threading.get_ident() == self._thread:
+            self._kick.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                self._loop.call_soon_threadsafe(self._kick.set)
+
+    async def _run(self) -> None:
+        assert self._kick is not None
+        assert self._progress is not None
+        assert self._loop is not None
+        kick, progress, loop = self._kick, self._progress, self._loop
+        next_beat = 0.0
+        try:
+            while True:
+                end = self._mirror.end
+                batch, self._pending = self._pending, []
+                self._kicked = False
+                now = loop.time()
+                beat = now >= next_beat
+                if batch or beat or end is not None:
+                    await self._write(batch, end, beat)
+                    progress.set()
+                    if beat:
+                        next_beat = now + self._heartbeat
+                    if end is not None:
+                        return
+                    if batch:
+                        await asyncio.sleep(0)  # let the producer run: the next batch grows
+                        continue
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, next_beat - loop.time())):
+                        await kick.wait()
+                kick.clear()
+        except StoreUnavailableError as exc:
+            self._failure = exc
+            self._pending = deque(maxlen=0)  # later appends stay in the mirror only
+            self._kicked = True
+            progress.set()
+            log.warning("token log %r: %s", self._key, exc)
+            if self._on_failure is not None:
+                try:
+                    self._on_failure(exc)
+                except Exception:
+                    log.exception("token log %r: on_failure raised", self._key)
+        finally:
+            progress.set()
+            if self._own:
+                with contextlib.suppress(Exception):
+                    await self._client.aclose()
+
+    async def _write(self, batch: list[Any] | deque[Any], end: LogEnd | None, beat: bool) -> None:
+        key = self._key
+        commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        last = self._written + len(batch)
+        if batch:
+            add = self._builder.add
+            for token in batch:
+                add(token)
+            entry_id, fields = encode_batch(self._written + 1, list(batch))
+            retain = self.retain
+            minid = None if retain is None else f"{max(0, last - retain + 1)}-0"
+            commands.append(
+                ("xadd", (key, fields), {"id": entry_id, "minid": minid, "approximate": False})
+            )
+        if end is not None:
+            if end.error is None and end.completion is None:
+                end = LogEnd(None, self._answer())
+            entry_id, fields = encode_end(last, end)
+            commands.append(("xadd", (key, fields), {"id": entry_id}))
+            commands.append(("delete", (self._alive,), {}))
+        elif beat:
+            commands.append(("set", (self._alive, 1), {"px": self._lost_ms()}))
+        commands.append(("pexpire", (key, self._ttl_ms), {}))
+
+        async def execute() -> Any:
+            pipe = self._client.pipeline(transaction=True)  # a failed pipeline forgets its commands
+            for name, args, kwargs in commands:
+                getattr(pipe, name)(*args, **kwargs)
+            return await pipe.execute()
+
+        await self._retry(execute)
+        self._written = last
+
+    def _answer(self) -> Completion:
+        try:
+            return self._builder.build()
+        except Exception:
+            return self._builder.build(strict=False)
+
+    async def _retry(self, command: Callable[[], Any]) -> Any:
+        """Run `command` until it succeeds or `store_timeout` has passed."""
+        deadline = time.monotonic() + self._store_timeout
+        delay = 0.02
+        while True:
+            try:
+                return await command()
+            except ResponseError as exc:
+                if "equal or smaller" in str(exc):
+                    return None  # a retried write that had got in before the connection broke
+                raise
+            except _UNREACHABLE as exc:
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailableError(
+                        f"Redis was unreachable for {self._store_timeout:g} s while writing "
+                        f"stream {self._key!r} ({type(exc).__name__}: {exc}); the stream ends here"
+                    ) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._heartbeat)
+
+
+async def read_log(
+    client: Redis,
+    key: str,
+    *,
+    after: int = 0,
+    heartbeat: float = 1.0,
+    on_gap: Literal["error", "oldest"] = "error",
+    store_timeout: float | None = None,
+) -> AsyncIterator[Sequenced | LogEnd]:
+    """The `Sequenced` tokens of the log at `key` after seq `after`, then its `LogEnd`.
+
+    Replays what is retained, then follows live (``XREAD BLOCK`` of one
+    `heartbeat`). When nothing arrives and the producer's heartbeat key is
+    gone, raises `ProducerLostError` with the partial answer from the log.
+
+    Raises:
+        ProducerLostError: nobody writes the log (the producer died, or the
+            stream never existed / expired).
+        ReplayGapError: `after` is older than the retained tokens (``on_gap="error"``).
+        StoreUnavailableError: Redis stayed unreachable for `store_timeout`
+            (default ``LOST_AFTER * heartbeat``).
+    """
+    heartbeat = _check("heartbeat", heartbeat)
+    limit = _check(
+        "store_timeout", LOST_AFTER * heartbeat if store_timeout is None else store_timeout
+    )
+    last_id = f"{after}-0"
+    block = max(1, int(heartbeat * 1000))
+    first = True
+    failing: float | None = None
+    while True:
+        try:
+            reply: Any = await client.xread({key: last_id}, block=block)
+            if not reply and not await client.exists(alive_key(key)):
+                reply = await client.xread({key: last_id})  # it may have ended just now
+                if not reply:
+                    raise ProducerLostError(
+                        f"the process producing stream {key!r} stopped (no heartbeat for "
+                        f"{LOST_AFTER} x {heartbeat:g} s) before the stream ended",
+                        partial=await _partial(client, key),
+                    )
+            failing = None
+        except _UNREACHABLE as exc:
+            now = time.monotonic()
+            failing = now if failing is None else failing
+            if now - failing >= limit:
+                raise StoreUnavailableError(
+                    f"Redis was unreachable for {limit:g} s while reading stream {key!r} "
+                    f"({type(exc).__name__}: {exc}); resume later with the last event id"
+                ) from None
+            await asyncio.sleep(min(0.1, heartbeat))
+            continue
+        for entry_id, fields in reply[0][1] if reply else ():
+            last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            ended = decode_end(fields)
+            if ended is not None:
+                yield ended[1]
+                return
+            items = decode_batch(fields)
+            if first and items[0].seq > after + 1 and on_gap == "error":
+                raise ReplayGapError(
+                    f"stream {key!r} cannot resume after seq {after}: the oldest retained "
+                    f"token is seq {items[0].seq}",
+                    after=after,
+                    oldest=items[0].seq,
+                )
+            first = False
+            for item in items:
+                if item.seq > after:
+                    yield item
+
+
+async def _partial(client: Redis, key: str) -> Completion:
+    builder = CompletionBuilder()
+    entries: Any = await client.xrange(key)
+    for _entry_id, fields in entries:
+        if decode_end(fields) is None:
+            builder.add_all(item.token for item in decode_batch(fields))
+    return builder.build(strict=False)
+
+
+def from_log(
+    url: str,
+    key: str,
+    *,
+    after: int = 0,
+    heartbeat: float = 1.0,
+    sequenced: bool = False,
+    on_gap: Literal["error", "oldest"] = "error",
+) -> Observable[Any]:
+    """A cold Observable of the tokens of the Redis token log at `key`, from any process.
+
+    Each subscription connects, replays the retained tokens after seq `after`,
+    follows live and ends with the log's end marker: it completes, or errors
+    with the typed error the producer recorded (with its ``.partial``); a
+    producer that dies gives `ProducerLostError` within ``(LOST_AFTER + 1) *
+    heartbeat`` seconds. Subscribe inside a running asyncio loop.
+
+    Args:
+        url: ``redis://HOST:PORT[/DB]``.
+        key: the key the `RedisTokenLog` writes.
+        after: resume after this seq (a ``Last-Event-ID``); 0 replays everything.
+        heartbeat: the producer's heartbeat (sets the blocking read and the bound).
+        sequenced: emit `Sequenced` (seq, token) instead of bare tokens.
+        on_gap: "error" (`ReplayGapError`) or "oldest" when `after` was trimmed.
+
+    Example:
+        >>> from rxtokens.aio import collect
+        >>> tokens = from_log("redis://127.0.0.1:6379", "answers:42", after=3)
+        >>> asyncio.run(collect(tokens)).text  # doctest: +SKIP
+        'lo, world'
+    """
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ConfigError(f"after must be a non-negative int (a seq), got {after!r}")
+    _check("heartbeat", heartbeat)
+
+    async def tokens() -> AsyncIterator[Any]:
+        client = connect(url, heartbeat=heartbeat)
+        try:
+            async for item in read_log(
+                client, key, after=after, heartbeat=heartbeat, on_gap=on_gap
+            ):
+                if isinstance(item, LogEnd):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item if sequenced else item.token
+        finally:
+            await client.aclose()
+
+    return from_async_iterable(tokens)
