@@ -169,6 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=IDLE_TIMEOUT,
         help="close connections without a complete request after this many seconds",
     )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="redis://HOST:PORT: share streams with every server using this Redis "
+        "(read, resume, inspect and cancel any stream on any process; needs rxtokens[redis])",
+    )
+    parser.add_argument(
+        "--redis-heartbeat", type=float, default=1.0, help="seconds between shared heartbeats"
+    )
     args = parser.parse_args(argv)
     options: dict[str, Any] = {
         "upstream": args.upstream,
@@ -185,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.base_url:
         options["upstream_options"] = {"base_url": args.base_url}
+    if args.redis:
+        options.update(redis_url=args.redis, redis_heartbeat=args.redis_heartbeat)
     token = os.environ.get(args.token_env) if args.token_env else None
     if token:
         options["token"] = token
