@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
-from .redis_log import LOST_AFTER, RedisTokenLog, alive_key, connect, from_log, read_log
+from ._client import LOST_AFTER, alive_key, connect
+from .reader import from_log, read_log
+from .redis_log import RedisTokenLog
 
 __all__ = ["LOST_AFTER", "RedisTokenLog", "alive_key", "connect", "from_log", "read_log"]

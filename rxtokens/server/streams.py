@@ -32,7 +32,14 @@ from ..errors import BroadcastCancelledError, ConfigError, ProviderNotInstalledE
 from ..formats.events import PING, done_event, error_event, retry_block, token_event
 from ..spec import PipelineSpec, parse_launch
 from ..tokens import Completion, StreamToken
-from .errors import _Abort, _check_capacity, _describe, _json_body
+from .errors import (
+    _Abort,
+    _check_capacity,
+    _check_client_limits,
+    _describe,
+    _json_body,
+    _last_event_id,
+)
 from .state import READ_TOKEN_KEY, STATE_KEY, ServerState, _Stream
 
 log = logging.getLogger("rxtokens.server")
@@ -288,20 +295,6 @@ async def _cancel_stream(request: web.Request) -> web.StreamResponse:
     return web.json_response({"id": stream.id, "status": stream.status})
 
 
-def _last_event_id(request: web.Request) -> int:
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None:
-        raw = request.query.get("last_event_id", "")
-    raw = raw.strip()
-    if not raw:
-        return 0
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise _Abort(
-            400, "invalid_request_error", f"Last-Event-ID must be a sequence number, got {raw!r}"
-        )
-    return int(raw)
-
-
 def _terminal_event(state: ServerState, stream: _Stream, error: BaseException | None) -> str:
     seq = stream.broadcast.seq + 1
     if error is None:
@@ -318,28 +311,6 @@ _EVENT_HEADERS = {
     "Cache-Control": "no-cache, no-store, no-transform",
     "X-Accel-Buffering": "no",
 }
-
-
-def _check_client_limits(state: ServerState, stream: _Stream, credential: str | None) -> None:
-    """429 beyond `max_clients`, the per-stream or the per-credential limit."""
-    if len(state.queues) >= state.max_clients:
-        limit = f"{state.max_clients} event streams are open already (max_clients)"
-    elif len(stream.readers) >= state.max_clients_per_stream:
-        limit = (
-            f"{state.max_clients_per_stream} clients read this stream already "
-            "(max_clients_per_stream)"
-        )
-    elif (
-        credential is not None
-        and state.credential_clients.get(credential, 0) >= state.max_clients_per_credential
-    ):
-        limit = (
-            f"{state.max_clients_per_credential} event streams are open with this read token "
-            "already (max_clients_per_credential)"
-        )
-    else:
-        return
-    raise _Abort(429, "too_many_clients", limit, **{"Retry-After": "1"})
 
 
 async def _stream_events(request: web.Request) -> web.StreamResponse:
