@@ -90,13 +90,15 @@ TOKEN = "cluster-t0ken"
 class ServerProcess:
     """``rxtokens serve --redis URL`` in its own process (SIGKILL it to test failures)."""
 
-    def __init__(self, redis_url: str, base_url: str, *args: str) -> None:
+    def __init__(
+        self, redis_url: str, base_url: str, *args: str, heartbeat: float | None = None
+    ) -> None:
         self.port = free_port()
         self.argv = [
             sys.executable, "-m", "rxtokens", "serve",
             "--port", str(self.port),
             "--redis", redis_url,
-            "--redis-heartbeat", str(HEARTBEAT),
+            "--redis-heartbeat", str(heartbeat or HEARTBEAT),
             "--base-url", base_url,
             "--max-clients", "2048",
             *args,
@@ -152,9 +154,11 @@ HEARTBEAT = 0.2
 
 
 @contextlib.contextmanager
-def cluster(redis_url: str, base_url: str, count: int, *args: str) -> Iterator[list[ServerProcess]]:
+def cluster(
+    redis_url: str, base_url: str, count: int, *args: str, heartbeat: float | None = None
+) -> Iterator[list[ServerProcess]]:
     """`count` server processes sharing one Redis, started in parallel, stopped at the end."""
-    servers = [ServerProcess(redis_url, base_url, *args) for _ in range(count)]
+    servers = [ServerProcess(redis_url, base_url, *args, heartbeat=heartbeat) for _ in range(count)]
     try:
         for server in servers:
             server.start()

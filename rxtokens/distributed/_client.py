@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import ConfigError, ProviderNotInstalledError
 
 try:
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -33,9 +33,20 @@ def alive_key(key: str) -> str:
     return f"{key}:alive"
 
 
-def connect(url: str, *, heartbeat: float = 1.0) -> Redis:
-    """An asyncio Redis client for `url` whose reads outlast an ``XREAD BLOCK`` of `heartbeat`."""
-    return Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=max(5.0, 4 * heartbeat))
+def connect(url: str, *, heartbeat: float = 1.0, max_connections: int = 64) -> Redis:
+    """An asyncio Redis client for `url` whose reads outlast an ``XREAD BLOCK`` of `heartbeat`.
+
+    Its pool holds at most `max_connections`; a command waits for a free one (a burst of
+    requests queues instead of failing) up to 5 s or ``LOST_AFTER`` heartbeats.
+    """
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=max(5.0, LOST_AFTER * heartbeat),
+        socket_connect_timeout=2.0,
+        socket_timeout=max(5.0, 4 * heartbeat),
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
 
 
 def check_seconds(name: str, value: float) -> float:

@@ -103,6 +103,9 @@ class SharedStreams:
         self.client = connect(url, heartbeat=self.heartbeat)
         self._errors = _ERRORS
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._lookups: dict[str, asyncio.Future[Any]] = {}
+        self._timeout = max(5.0, LOST_AFTER * self.heartbeat + 1)
+        """Seconds a request waits for Redis before its 503."""
 
     def __repr__(self) -> str:
         return f"SharedStreams(where={self.where!r}, node={self.node!r})"
@@ -129,7 +132,7 @@ class SharedStreams:
     async def _call(self, command: Callable[[], Any]) -> Any:
         """One Redis round trip for a request: 503 when Redis does not answer."""
         try:
-            async with asyncio.timeout(LOST_AFTER * self.heartbeat + 1):
+            async with asyncio.timeout(self._timeout):
                 return await command()
         except self._errors as exc:
             raise self._unavailable(exc) from None
@@ -223,8 +226,21 @@ class SharedStreams:
     # ------------------------------------------------------------------ any process
 
     async def meta(self, stream_id: str) -> dict[str, str] | None:
-        """The stream's metadata (None: unknown or expired); 503 when Redis is down."""
-        raw: Any = await self._call(lambda: self.client.hgetall(self._meta(stream_id)))
+        """The stream's metadata (None: unknown or expired); 503 when Redis is down.
+
+        Concurrent lookups of one stream share one round trip (a crowd of readers
+        arriving at once on a process that does not relay the stream yet).
+        """
+        lookup = self._lookups.get(stream_id)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self.client.hgetall(self._meta(stream_id)))
+            self._lookups[stream_id] = lookup
+            lookup.add_done_callback(lambda _: self._lookups.pop(stream_id, None))
+        try:
+            async with asyncio.timeout(self._timeout):
+                raw: Any = await asyncio.shield(lookup)
+        except self._errors as exc:
+            raise self._unavailable(exc) from None
         return {_text(k): _text(v) for k, v in raw.items()} if raw else None
 
     async def read_token_ok(self, stream_id: str, given: str) -> bool:

@@ -316,13 +316,15 @@ _EVENT_HEADERS = {
 async def _stream_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     after = _last_event_id(request)
-    meta = await _shared_meta(request)
-    if meta is not None and state.shared is not None:
-        if meta.get("status", "running") != "running" and after > int(meta.get("seq", "0")):
-            return web.Response(status=204)  # the client has the terminal event: stop
-        stream = state.shared.follow(state, request.match_info["id"])
-    else:
-        stream = _stream_or_404(request)
+    stream = state.streams.get(request.match_info["id"])
+    if stream is None or not stream.remote:  # (a relay here needs no Redis round trip)
+        meta = await _shared_meta(request)
+        if meta is not None and state.shared is not None:
+            if meta.get("status", "running") != "running" and after > int(meta.get("seq", "0")):
+                return web.Response(status=204)  # the client has the terminal event: stop
+            stream = state.shared.follow(state, request.match_info["id"])
+        else:
+            stream = _stream_or_404(request)
     if stream.finished_at is not None and after > stream.broadcast.seq:
         return web.Response(status=204)  # the client has the terminal event: stop
     return await serve_client(
