@@ -56,6 +56,9 @@ class RedisTokenLog:
             entries hold one tick's tokens, so a token count maps onto entry ids).
         ttl: seconds the key lives after its last write.
         heartbeat: seconds between the producer's heartbeats.
+        linger: seconds the writer waits after the first token of a write for
+            more (one ``XADD`` for many tokens: the per-token cost stays small;
+            readers elsewhere see tokens this much later). 0: one write per tick.
         store_timeout: seconds Redis may stay unreachable before the log gives
             up (default ``LOST_AFTER * heartbeat``).
         on_failure: called once with a `StoreUnavailableError` when it gave up.
@@ -86,6 +89,7 @@ class RedisTokenLog:
         "_key",
         "_kick",
         "_kicked",
+        "_linger",
         "_loop",
         "_mirror",
         "_on_failure",
@@ -107,12 +111,16 @@ class RedisTokenLog:
         retain: int | None = None,
         ttl: float = 3600.0,
         heartbeat: float = 1.0,
+        linger: float = 0.002,
         store_timeout: float | None = None,
         on_failure: Callable[[StoreUnavailableError], None] | None = None,
     ) -> None:
         if not isinstance(key, str) or not key:
             raise ConfigError(f"key must be a non-empty string, got {key!r}")
         self._heartbeat = check_seconds("heartbeat", heartbeat)
+        if isinstance(linger, bool) or not isinstance(linger, int | float) or not linger >= 0:
+            raise ConfigError(f"linger must be >= 0 seconds, got {linger!r}")
+        self._linger = float(linger)
         self._ttl_ms = int(check_seconds("ttl", ttl) * 1000)
         self._store_timeout = check_seconds(
             "store_timeout",
@@ -284,14 +292,25 @@ class RedisTokenLog:
                         next_beat = now + self._heartbeat
                     if end is not None:
                         return
-                    if batch:
-                        await asyncio.sleep(0)  # let the producer run: the next batch grows
+                    if self._pending:  # tokens came during the write: gather more, write them
+                        await asyncio.sleep(self._linger)
                         continue
+                woke = False
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, next_beat - loop.time())):
                         await kick.wait()
+                        woke = True
                 kick.clear()
-        except StoreUnavailableError as exc:
+                if woke and self._mirror.end is None:
+                    await asyncio.sleep(self._linger)  # one write for the next few ticks' tokens
+        except Exception as error:
+            exc = (
+                error
+                if isinstance(error, StoreUnavailableError)
+                else StoreUnavailableError(
+                    f"could not write stream {self._key!r} to Redis ({error!r}); it ends here"
+                )
+            )
             self._failure = exc
             self._pending = deque(maxlen=0)  # later appends stay in the mirror only
             self._kicked = True
@@ -313,9 +332,8 @@ class RedisTokenLog:
         commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         last = self._written + len(batch)
         if batch:
-            add = self._builder.add
-            for token in batch:
-                add(token)
+            if self._mirror.tokens is None:  # a bounded mirror: build the answer as we go
+                self._builder.add_all(batch)
             entry_id, fields = encode_batch(self._written + 1, list(batch))
             retain = self.retain
             minid = None if retain is None else f"{max(0, last - retain + 1)}-0"
@@ -342,10 +360,14 @@ class RedisTokenLog:
         self._written = last
 
     def _answer(self) -> Completion:
+        builder = self._builder
+        everything = self._mirror.tokens
+        if everything is not None:  # the mirror holds every token: build the answer once
+            builder = CompletionBuilder().add_all(everything)
         try:
-            return self._builder.build()
+            return builder.build()
         except Exception:
-            return self._builder.build(strict=False)
+            return builder.build(strict=False)
 
     async def _retry(self, command: Callable[[], Any]) -> Any:
         """Run `command` until it succeeds or `store_timeout` has passed."""
