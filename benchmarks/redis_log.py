@@ -153,20 +153,23 @@ async def start(session: aiohttp.ClientSession, base: str, **body: Any) -> str:
         return str((await r.json())["id"])
 
 
-async def resume(redis: RedisServer, quick: bool) -> list[str]:
-    rounds = 5 if quick else 9
-    text = Script(text=" ".join(f"w{i}" for i in range(400)))
-    async with ProviderServer(default=Reply(script=text, delay=0.005)) as provider:
-        with cluster(redis.url, provider.base_url_for("openai"), 2, heartbeat=1.0) as (a, b):
-            async with aiohttp.ClientSession() as session:
-                ms: dict[str, list[float]] = {"other": [], "same": []}
-                for r in range(rounds):
-                    for where in ("other", "same") if r % 2 else ("same", "other"):
-                        stream_id = await start(session, a.url)
-                        _, seq = await first_token_after(session, a.url, stream_id, 0, limit=50)
-                        server = b if where == "other" else a
-                        latency, _ = await first_token_after(session, server.url, stream_id, seq)
-                        ms[where].append(latency * 1000)
+async def resume(
+    session: aiohttp.ClientSession,
+    provider: ProviderServer,
+    servers: list[ServerProcess],
+    quick: bool,
+) -> list[str]:
+    rounds = 3 if quick else 9
+    provider.default = Reply(script=Script(text=" ".join(f"w{i}" for i in range(400))), delay=0.005)
+    a, b = servers[:2]
+    ms: dict[str, list[float]] = {"other": [], "same": []}
+    for r in range(rounds):
+        for where in ("other", "same") if r % 2 else ("same", "other"):
+            stream_id = await start(session, a.url)
+            _, seq = await first_token_after(session, a.url, stream_id, 0, limit=50)
+            server = b if where == "other" else a
+            latency, _ = await first_token_after(session, server.url, stream_id, seq)
+            ms[where].append(latency * 1000)
     ratios = [o / s for o, s in zip(ms["other"], ms["same"], strict=True)]
     return [
         f"Resume latency, a live stream cut after 50 tokens, {rounds} rounds: request to "
@@ -232,19 +235,19 @@ async def fan_round(
     return received / (last - first), p99
 
 
-async def fan_out(redis: RedisServer, quick: bool) -> list[str]:
-    per, rounds, words = (20, 3, 100) if quick else (333, 5, 200)
+async def fan_out(
+    session: aiohttp.ClientSession,
+    provider: ProviderServer,
+    servers: list[ServerProcess],
+    quick: bool,
+) -> list[str]:
+    per, rounds, words = (20, 2, 100) if quick else (333, 5, 200)
     text = Script(text=" ".join(f"w{i}" for i in range(words)))
-    reply = Reply(script=text, delay=0.005, pause_after=1, pause=1.0 if quick else 4.0)
-    async with ProviderServer(default=reply) as provider:
-        base = provider.base_url_for("openai")
-        with cluster(redis.url, base, 3, "--max-clients", "4096", heartbeat=1.0) as servers:
-            connector = aiohttp.TCPConnector(limit=0)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                got: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
-                for r in range(rounds):
-                    for shared in (True, False) if r % 2 else (False, True):
-                        got[shared].append(await fan_round(session, servers, per, shared))
+    provider.default = Reply(script=text, delay=0.005, pause_after=1, pause=0.5 if quick else 4.0)
+    got: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for r in range(rounds):
+        for shared in (True, False) if r % 2 else (False, True):
+            got[shared].append(await fan_round(session, servers, per, shared))
     ratio = [s[0] / o[0] for s, o in zip(got[True], got[False], strict=True)]
     return [
         f"Fan-out of one {words}-token stream to {3 * per:,} SSE clients, {rounds} rounds "
@@ -269,8 +272,13 @@ async def _measure(executable: str, quick: bool) -> str:
     redis.start()
     try:
         lines = await per_token(redis.url, quick)
-        lines += ["", *await resume(redis, quick)]
-        lines += ["", *await fan_out(redis, quick)]
+        async with ProviderServer() as provider:
+            base = provider.base_url_for("openai")
+            with cluster(redis.url, base, 3, "--max-clients", "4096", heartbeat=1.0) as servers:
+                connector = aiohttp.TCPConnector(limit=0)
+                async with aiohttp.ClientSession(connector=connector) as session:
+                    lines += ["", *await resume(session, provider, servers, quick)]
+                    lines += ["", *await fan_out(session, provider, servers, quick)]
     finally:
         redis.close()
     return "\n".join(lines) + "\n"
