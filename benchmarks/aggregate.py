@@ -17,12 +17,13 @@ Run: .venv/bin/python benchmarks/aggregate.py [--quick]
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import reactivex
-from _report import best_of, write_section
+from _report import ROUNDS, Ratio, rounds, write_section
 from reactivex import operators as ops
 
 from rxtokens import Finish, TextDelta, ToolCallDelta, Usage
@@ -41,7 +42,7 @@ def make_tokens(n: int) -> list[Any]:
 def main() -> None:
     quick = "--quick" in sys.argv
     n = 20_000 if quick else 100_000
-    repeat = 3 if quick else 5
+    repeat = 2 if quick else ROUNDS
     tokens = make_tokens(n)
 
     def bare_append() -> None:
@@ -61,10 +62,10 @@ def main() -> None:
     def rx_aggregate() -> None:
         reactivex.from_iterable(tokens).pipe(aggregate()).run()
 
-    t_bare = best_of(bare_append, repeat)
-    t_builder = best_of(builder, repeat)
-    t_to_list = best_of(rx_to_list, repeat)
-    t_aggregate = best_of(rx_aggregate, repeat)
+    sync = rounds(
+        {"bare": bare_append, "builder": builder, "to_list": rx_to_list, "aggregate": rx_aggregate},
+        repeat,
+    )
 
     items = tokens
 
@@ -87,29 +88,50 @@ def main() -> None:
     def arun(fn: Any) -> Any:
         return lambda: asyncio.run(fn())
 
-    t_async = best_of(arun(bare_async_for), repeat)
-    t_bridge = best_of(arun(bridged), repeat)
-    t_collect = best_of(arun(collected), repeat)
-
+    bridge = rounds(
+        {
+            "async": arun(bare_async_for),
+            "bridge": arun(bridged),
+            "collect": arun(collected),
+        },
+        repeat,
+    )
+    times = {**sync, **bridge}
     count = len(tokens)
 
-    def ns(t: float) -> str:
-        return f"{t / count * 1e9:,.0f} ns"
+    def row(label: str, ours: str, base: str) -> str:
+        ratio = Ratio.of(times[ours], times[base])
+        per = statistics.median(times[ours]) / count * 1e9
+        per_base = statistics.median(times[base]) / count * 1e9
+        return f"| {label} | {ratio.text(bold=False)} | {per:,.0f} ns | {per_base:,.0f} ns |"
 
-    md = f"""## aggregate and the asyncio bridge
-
-{count:,} tokens per run, best of {repeat}.
-
-| measurement | ratio to baseline | per token | baseline per token |
-|---|---|---|---|
-| `CompletionBuilder.add` vs bare `list.append(text)` loop | {t_builder / t_bare:.2f}x | {ns(t_builder)} | {ns(t_bare)} |
-| `aggregate()` operator vs `ops.to_list()` (same Rx source) | {t_aggregate / t_to_list:.2f}x | {ns(t_aggregate)} | {ns(t_to_list)} |
-| `to_async_iterator(from_async_iterable(gen))` vs bare `async for` over gen | {t_bridge / t_async:.2f}x | {ns(t_bridge)} | {ns(t_async)} |
-| `await collect(from_async_iterable(gen))` vs bare `async for` over gen | {t_collect / t_async:.2f}x | {ns(t_collect)} | {ns(t_async)} |
-"""
+    md = "\n".join(
+        [
+            "## aggregate and the asyncio bridge",
+            "",
+            f"{count:,} tokens per run; {repeat} rounds, order alternating; ratio: median of "
+            "the per-round ratios (min-max; best-of beside it); times: median round.",
+            "",
+            "| measurement | time vs baseline | per token | baseline per token |",
+            "|---|---|---|---|",
+            row("`CompletionBuilder.add` vs bare `list.append(text)` loop", "builder", "bare"),
+            row(
+                "`aggregate()` operator vs `ops.to_list()` (same Rx source)", "aggregate", "to_list"
+            ),
+            row(
+                "`to_async_iterator(from_async_iterable(gen))` vs bare `async for` over gen",
+                "bridge",
+                "async",
+            ),
+            row(
+                "`await collect(from_async_iterable(gen))` vs bare `async for` over gen",
+                "collect",
+                "async",
+            ),
+        ]
+    )
     print(md)
-    if not quick:
-        write_section("aggregate", md)
+    write_section("aggregate", md)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ cut into ~4 KB chunks) go through:
 - a raw baseline: split on blank lines + ``json.loads`` of each ``data:``
   line (no token objects at all).
 
-Targets: >= 10x faster than the openai SDK, >= 3x faster than the anthropic
-SDK's ``create(stream=True)``, within 2x of the raw baseline.
+Goals (issue 17): >= 60x the openai SDK, >= 12x the anthropic SDK's
+``create(stream=True)``, <= 1.2x the time of the raw baseline with the same JSON
+parser; each the median of per-round ratios (order alternating, CPU time).
 
 Run: ``.venv/bin/python benchmarks/decode.py [--quick]``; writes the
 "decode" section of ``benchmarks/RESULTS.md``.
@@ -25,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx2
 import reactivex
-from _report import write_section
+from _report import ROUNDS, Ratio, goal, write_section
+from _report import rounds as _report_rounds
 from pydantic_core import from_json
 
 from rxtokens.operators import decode_anthropic, decode_openai_chat, parse_sse
@@ -169,89 +171,78 @@ def anthropic_text_stream(chunks: list[bytes]) -> int:
 # --------------------------------------------------------------------------- main
 
 
-def run(tokens: int, repeat: int, sdk_repeat: int) -> str:
+def run(tokens: int, repeat: int) -> str:
     data = {name: chunked(body) for name, body in bodies(tokens).items()}
     oa, an = data["openai"], data["anthropic"]
-    # (format, name, function, expected count, repeats). Every run's count is
+    # (format, name, function, expected count). Every run's count is
     # checked: the contenders really decode the same tokens.
     ours = tokens  # text tokens; our decoders add Finish + Usage tokens
-    contenders: list[tuple[str, str, Callable[[], int], int, int]] = [
+    contenders: list[tuple[str, str, Callable[[], int], int]] = [
         (
             "openai",
             "rxtokens (parse_sse + decode_openai_chat)",
             lambda: rx_pipeline(oa, decode_openai_chat),
             ours + 2,
-            repeat,
         ),
         (
             "openai",
             "rxtokens pure core (SseParser + OpenAIChatDecoder)",
             lambda: pure_core(oa, OpenAIChatDecoder),
             ours + 2,
-            repeat,
         ),
         (
             "openai",
             "raw baseline (split + json.loads)",
             lambda: raw_baseline(oa),
             tokens + 3,
-            repeat,
         ),
         (
             "openai",
             "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
             lambda: raw_baseline(oa, from_json),
             tokens + 3,
-            repeat,
         ),
         (
             "openai",
             "openai SDK chat.completions.create(stream=True)",
             lambda: openai_sdk(oa),
             tokens,
-            sdk_repeat,
         ),
         (
             "anthropic",
             "rxtokens (parse_sse + decode_anthropic)",
             lambda: rx_pipeline(an, decode_anthropic),
             ours + 3,
-            repeat,
         ),
         (
             "anthropic",
             "rxtokens pure core (SseParser + AnthropicDecoder)",
             lambda: pure_core(an, AnthropicDecoder),
             ours + 3,
-            repeat,
         ),
         (
             "anthropic",
             "raw baseline (split + json.loads)",
             lambda: raw_baseline(an),
             tokens + 6,
-            repeat,
         ),
         (
             "anthropic",
             "raw baseline with pydantic_core.from_json (the parser rxtokens uses)",
             lambda: raw_baseline(an, from_json),
             tokens + 6,
-            repeat,
         ),
         (
             "anthropic",
             "anthropic SDK messages.create(stream=True)",
             lambda: anthropic_create(an),
             tokens,
-            sdk_repeat,
         ),
         (
             "anthropic",
             "anthropic SDK messages.stream().text_stream",
             lambda: anthropic_text_stream(an),
             tokens,
-            sdk_repeat,
         ),
     ]
     # Warm up (imports, client construction caches, first-call costs) on a small stream.
@@ -262,82 +253,94 @@ def run(tokens: int, repeat: int, sdk_repeat: int) -> str:
         warm(small["anthropic"])
     rx_pipeline(small["openai"], decode_openai_chat)
     rx_pipeline(small["anthropic"], decode_anthropic)
-    best: dict[tuple[str, str], float] = {}
-    # Round-robin, so a load change on this shared machine hits every contender alike.
-    for round_ in range(repeat):
-        for fmt, name, fn, expected, times in contenders:
-            if round_ >= times:
-                continue
-            start = time.process_time()
-            count = fn()
-            elapsed = time.process_time() - start
-            assert count == expected, f"{name}: {count} tokens, expected {expected}"
-            key = (fmt, name)
-            best[key] = min(best.get(key, float("inf")), elapsed / tokens * 1e6)
-    rows: dict[str, dict[str, float]] = {"openai": {}, "anthropic": {}}
-    for (fmt, name), value in best.items():
-        rows[fmt][name] = value
 
-    o, a = rows["openai"], rows["anthropic"]
+    def checked(name: str, fn: Callable[[], int], expected: int) -> Callable[[], None]:
+        def run() -> None:
+            count = fn()
+            assert count == expected, f"{name}: {count} tokens, expected {expected}"
+
+        return run
+
+    # Every contender once per round, the order alternating (see _report.rounds).
+    runners = {(fmt, name): checked(name, fn, expected) for fmt, name, fn, expected in contenders}
+    keys = list(runners)
+    labels = {f"{fmt}: {name}": (fmt, name) for fmt, name in keys}
+    times = {
+        labels[label]: values
+        for label, values in _report_rounds(
+            {label: runners[key] for label, key in labels.items()}, repeat
+        ).items()
+    }
+    o = {name: times[("openai", name)] for fmt, name in keys if fmt == "openai"}
+    a = {name: times[("anthropic", name)] for fmt, name in keys if fmt == "anthropic"}
     ours_o = o["rxtokens (parse_sse + decode_openai_chat)"]
     ours_a = a["rxtokens (parse_sse + decode_anthropic)"]
+    same_o = o["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"]
+    same_a = a["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"]
+    vs_openai = Ratio.of(o["openai SDK chat.completions.create(stream=True)"], ours_o)
+    vs_anthropic = Ratio.of(a["anthropic SDK messages.create(stream=True)"], ours_a)
+    raw_o, raw_a = Ratio.of(ours_o, same_o), Ratio.of(ours_a, same_a)
     ratios = [
+        ("openai SDK time / rxtokens (goal >= 60x)", vs_openai),
+        ("anthropic SDK create(stream=True) time / rxtokens (goal >= 12x)", vs_anthropic),
         (
-            "openai SDK / rxtokens (target >= 10x)",
-            o["openai SDK chat.completions.create(stream=True)"] / ours_o,
+            "anthropic SDK text_stream time / rxtokens",
+            Ratio.of(a["anthropic SDK messages.stream().text_stream"], ours_a),
         ),
         (
-            "anthropic SDK create(stream=True) / rxtokens (target >= 3x)",
-            a["anthropic SDK messages.create(stream=True)"] / ours_a,
+            "rxtokens time / raw split + from_json (same JSON parser), OpenAI (goal <= 1.2x)",
+            raw_o,
         ),
         (
-            "anthropic SDK text_stream / rxtokens",
-            a["anthropic SDK messages.stream().text_stream"] / ours_a,
+            "rxtokens time / raw split + from_json (same JSON parser), Anthropic (goal <= 1.2x)",
+            raw_a,
         ),
         (
-            "rxtokens / raw baseline, OpenAI format (target <= 2x)",
-            ours_o / o["raw baseline (split + json.loads)"],
+            "rxtokens time / raw split + json.loads, OpenAI",
+            Ratio.of(ours_o, o["raw baseline (split + json.loads)"]),
         ),
         (
-            "rxtokens / raw baseline, Anthropic format (target <= 2x)",
-            ours_a / a["raw baseline (split + json.loads)"],
-        ),
-        (
-            "rxtokens / raw baseline using the same JSON parser, OpenAI format",
-            ours_o / o["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"],
-        ),
-        (
-            "rxtokens / raw baseline using the same JSON parser, Anthropic format",
-            ours_a / a["raw baseline with pydantic_core.from_json (the parser rxtokens uses)"],
+            "rxtokens time / raw split + json.loads, Anthropic",
+            Ratio.of(ours_a, a["raw baseline (split + json.loads)"]),
         ),
     ]
     lines = [
-        f"bytes -> StreamToken, {tokens:,} text tokens per stream, {CHUNK} B chunks, "
-        f"best of {repeat} (SDKs: best of {sdk_repeat}), CPU time of this process "
-        "(time.process_time: the machine is shared), contenders measured round-robin.",
+        f"bytes -> StreamToken, {tokens:,} text tokens per stream, {CHUNK} B chunks; every "
+        f"contender once per round, {repeat} rounds, the order alternating; the figure is the "
+        "median of the per-round ratios (min-max, and the best-of ratio beside it); CPU time "
+        "of this process (time.process_time: the machine is shared).",
         "",
         "| ratio | value |",
         "|---|---|",
-        *(f"| {name} | {value:.1f}x |" for name, value in ratios),
+        *(f"| {name} | {value.text(1)} |" for name, value in ratios),
         "",
-        "| format | contender | µs / token |",
-        "|---|---|---|",
+        "| format | contender | median µs / token | best µs / token |",
+        "|---|---|---|---|",
     ]
-    for fmt, results in rows.items():
-        lines += [f"| {fmt} | {name} | {value:.2f} |" for name, value in results.items()]
+    for (fmt, name), values in times.items():
+        lines.append(
+            f"| {fmt} | {name} | {statistics.median(values) / tokens * 1e6:.2f} | "
+            f"{min(values) / tokens * 1e6:.2f} |"
+        )
+    both = f"OpenAI {raw_o.text()}; Anthropic {raw_a.text()}"
+    lines += [
+        "",
+        goal("openai_sdk", vs_openai.text(1), vs_openai.median >= 60),
+        goal("anthropic_sdk", vs_anthropic.text(1), vs_anthropic.median >= 12),
+        goal("raw_split", both, raw_o.median <= 1.2 and raw_a.median <= 1.2),
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 tokens, fewer repeats")
+    parser.add_argument(
+        "--quick", action="store_true", help="3,000 tokens, 2 rounds (a smoke test)"
+    )
     args = parser.parse_args()
     # The SDKs warn about model ids nearing end of life; irrelevant to a mock transport.
     warnings.simplefilter("ignore", DeprecationWarning)
-    if args.quick:  # a smoke test: printed, not written to RESULTS.md
-        print(run(tokens=10_000, repeat=2, sdk_repeat=1))
-        return
-    markdown = run(tokens=100_000, repeat=3, sdk_repeat=2)
+    markdown = run(tokens=3_000, repeat=2) if args.quick else run(tokens=30_000, repeat=ROUNDS)
     print(markdown)
     write_section("decode", markdown)
 

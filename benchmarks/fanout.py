@@ -16,7 +16,9 @@ Run: ``.venv/bin/python benchmarks/fanout.py [--quick]``.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -25,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import reactivex
-from _report import best_of, write_section
+from _report import ROUNDS, Ratio, write_section
 from reactivex import abc
 from reactivex.subject import Subject
 
@@ -45,17 +47,20 @@ class ManualSource:
         return reactivex.disposable.Disposable()
 
 
-def timed(setups: list[Callable[[], Callable[[], object]]], repeat: int) -> list[float]:
-    """Best of `repeat` for each setup, interleaved so that load spikes hit all alike.
+def timed(setups: list[Callable[[], Callable[[], object]]], repeat: int) -> list[list[float]]:
+    """CPU seconds of each setup in each of `repeat` rounds, the order alternating.
 
     Each measurement uses a fresh ``setup()`` and times only the run it returns.
     """
-    best = [float("inf")] * len(setups)
-    for _ in range(repeat):
-        for i, setup in enumerate(setups):
-            run = setup()
-            best[i] = min(best[i], best_of(run, 1))
-    return best
+    times: list[list[float]] = [[] for _ in setups]
+    for index in range(repeat):
+        order = range(len(setups)) if index % 2 == 0 else reversed(range(len(setups)))
+        for i in order:
+            run = setups[i]()
+            start = time.process_time()
+            run()
+            times[i].append(time.process_time() - start)
+    return times
 
 
 def run_subject(tokens: list[Any], subscribers: int) -> Callable[[], object]:
@@ -104,44 +109,45 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke test (a few seconds)")
     args = parser.parse_args()
     total = 20_000 if args.quick else 200_000  # token deliveries per measurement
-    repeat = 3 if args.quick else 7
+    repeat = 2 if args.quick else ROUNDS
     rows = []
     for n in (1, 10, 100, 1000):
         count = max(20, total // n)
         tokens = [TextDelta(f"tok{i} ") for i in range(count)]
-        subject, b_all, b_none = (
-            t / count
-            for t in timed(
-                [
-                    partial(run_subject, tokens, n),
-                    partial(run_broadcast, tokens, n, "all"),
-                    partial(run_broadcast, tokens, n, "none"),
-                ],
-                repeat,
-            )
+        t_subject, t_all, t_none = timed(
+            [
+                partial(run_subject, tokens, n),
+                partial(run_broadcast, tokens, n, "all"),
+                partial(run_broadcast, tokens, n, "none"),
+            ],
+            repeat,
         )
-        rows.append((n, count, subject, b_all, b_none))
+        r_all, r_none = Ratio.of(t_all, t_subject), Ratio.of(t_none, t_subject)
+        subject, b_all, b_none = (statistics.median(t) / count for t in (t_subject, t_all, t_none))
+        rows.append((n, count, subject, b_all, b_none, r_all, r_none))
         print(
             f"{n:>5} subscribers: Subject {subject * 1e6:8.2f} us/token, "
-            f"Broadcast(all) {b_all * 1e6:8.2f} ({b_all / subject:.2f}x), "
-            f"Broadcast(none) {b_none * 1e6:8.2f} ({b_none / subject:.2f}x)",
+            f"Broadcast(all) {b_all * 1e6:8.2f} ({r_all.median:.2f}x), "
+            f"Broadcast(none) {b_none * 1e6:8.2f} ({r_none.median:.2f}x)",
             flush=True,
         )
     base = rows[0]
     lines = [
         "Per-token fan-out cost, `Broadcast` vs a plain `reactivex.subject.Subject` with the same "
-        "trivial subscribers (`list.append`), same run, best of "
-        f"{repeat}{' (--quick)' if args.quick else ''}. Target: <= 1.5x, linear in subscribers.",
+        f"trivial subscribers (`list.append`), same run, {repeat} rounds with the order "
+        f"alternating{' (--quick)' if args.quick else ''}: ratios are medians of the per-round "
+        "ratios (min-max; best-of beside it), times the median round. Target: <= 1.5x, linear "
+        "in subscribers.",
         "",
         "| subscribers | Broadcast(replay=all) / Subject | Broadcast(replay=none) / Subject "
         "| Broadcast(all) per subscriber vs 1 sub | Subject us/token | Broadcast(all) us/token "
         "| Broadcast(none) us/token | tokens |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for n, count, subject, b_all, b_none in rows:
+    for n, count, subject, b_all, b_none, r_all, r_none in rows:
         growth = (b_all / n) / base[3]
         lines.append(
-            f"| {n} | {b_all / subject:.2f}x | {b_none / subject:.2f}x | {growth:.2f} "
+            f"| {n} | {r_all.text(bold=False)} | {r_none.text(bold=False)} | {growth:.2f} "
             f"| {subject * 1e6:.2f} | {b_all * 1e6:.2f} | {b_none * 1e6:.2f} | {count} |"
         )
     lines += [

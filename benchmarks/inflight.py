@@ -26,6 +26,7 @@ import random
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import reactivex
 
-from benchmarks._report import best_of, write_section
+from benchmarks._report import ROUNDS, Ratio, rounds, write_section
 from rxtokens.aio import to_list
 from rxtokens.inflight import (
     KeywordClassifier,
@@ -80,8 +81,8 @@ def drain(tokens: list[Any], *operators: Any) -> int:
     return count
 
 
-def per_token(tokens: list[Any], repeat: int) -> list[tuple[str, float, float]]:
-    """(name, seconds per run, µs per token over the bare path)."""
+def per_token(tokens: list[Any], repeat: int) -> list[tuple[str, Ratio, float, float]]:
+    """(name, time / bare path, median seconds per run, µs per token over the bare path)."""
     classifier = KeywordClassifier(
         {"stream": r"\bstream\b", "tools": [r"\btool\b", r"\bcalls\b"], "wait": r"\bwaits\b"}
     )
@@ -93,13 +94,13 @@ def per_token(tokens: list[Any], repeat: int) -> list[tuple[str, float, float]]:
         ("detect_intents(KeywordClassifier, 'word')", (detect_intents(classifier),)),
         ("dispatch_tools (no calls: pass-through)", (dispatch_tools(registry),)),
     ]
+    times = rounds({name: partial(drain, tokens, *ops) for name, ops in cases}, repeat)
+    base = times[cases[0][0]]
     rows = []
-    base = 0.0
-    for name, ops in cases:
-        seconds = best_of(lambda ops=ops: drain(tokens, *ops), repeat)
-        if not ops:
-            base = seconds
-        rows.append((name, seconds, (seconds - base) / len(tokens) * 1e6))
+    for name, _ in cases:
+        seconds = statistics.median(times[name])
+        added = (seconds - statistics.median(base)) / len(tokens) * 1e6
+        rows.append((name, Ratio.of(times[name], base), seconds, added))
     return rows
 
 
@@ -164,23 +165,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args()
     count = 20_000 if args.quick else 100_000
-    repeat = 2 if args.quick else 5
+    repeat = 2 if args.quick else ROUNDS
     tokens = make_tokens(count)
     rows = per_token(tokens, repeat)
     after, inflight, head = asyncio.run(end_to_end(3 if args.quick else 9))
-    base = rows[0][1]
     lines = [
         "## Inflight analysis (on_match, detect_intents, dispatch_tools)",
         "",
         f"Per-token cost on {len(tokens):,} word-sized text deltas (a phone number every "
-        "~300 tokens); the ratio is the run time over the bare `from_iterable -> sink` path.",
+        "~300 tokens); the ratio is the run time over the bare `from_iterable -> sink` path, "
+        f"median of the per-round ratios over {repeat} rounds (order alternating; min-max and "
+        "best-of beside it); times: the median round.",
         "",
         "| pipeline | time / bare path | added cost per token | run time |",
         "|---|---:|---:|---:|",
     ]
-    for name, seconds, added in rows:
+    for name, ratio, seconds, added in rows[1:]:
         lines.append(
-            f"| {name} | {seconds / base:.2f}x | {added:.2f} µs | {seconds * 1000:.1f} ms |"
+            f"| {name} | {ratio.text(bold=False)} | {added:.2f} µs | {seconds * 1000:.1f} ms |"
         )
     lines += [
         "",

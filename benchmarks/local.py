@@ -20,13 +20,15 @@ Run: .venv/bin/python benchmarks/local.py [--quick]
 from __future__ import annotations
 
 import asyncio
+import statistics
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from _report import best_of, write_section
+from _report import Ratio, rounds, write_section
 
 from rxtokens.providers.llama import llama, load_model
 from rxtokens.testing.tiny_model import write_tiny_llama_gguf
@@ -147,27 +149,27 @@ def main() -> None:
                 lambda: run_bare_generate(llm, max_tokens)
             ),
         }
-        # Round-robin, best of `repeat` each: load on this shared machine drifts, and
-        # interleaving exposes every path to the same conditions.
-        timings = dict.fromkeys(runs, float("inf"))
-        for _ in range(repeat):
-            for name, run in runs.items():
-                timings[name] = min(timings[name], best_of(run, 1))
+        # Every path once per round, the order alternating: load on this shared machine
+        # drifts, and alternating exposes every path to the same conditions (wall time:
+        # the provider works in a thread).
+        timings = rounds(runs, repeat, clock=time.perf_counter)
     baseline = next(iter(timings.values()))
     lines = [
         "## Local models: `providers.llama` vs llama-cpp-python streaming",
         "",
         f"Tiny scripted llama GGUF ({size_kb} KB, {'default dims' if quick else '256-wide, 4 layers'}), "
-        f"greedy, {max_tokens} tokens per run (prompt eval included), best of {repeat} (interleaved)"
-        f"{' (quick)' if quick else ''}. Ratio: tokens/s relative to the baseline (higher is faster).",
+        f"greedy, {max_tokens} tokens per run (prompt eval included), {repeat} rounds with the "
+        f"order alternating{' (quick)' if quick else ''}. Ratio: tokens/s relative to the "
+        "baseline (higher is faster), median of the per-round ratios (min-max; best-of beside "
+        "it); tokens/s and ms: the median round.",
         "",
         "| path | tokens/s ratio | tokens/s | ms per run |",
         "|---|---:|---:|---:|",
     ]
-    for name, seconds in timings.items():
-        lines.append(
-            f"| {name} | {baseline / seconds:.2f}x | {max_tokens / seconds:,.0f} | {seconds * 1e3:.1f} |"
-        )
+    for name, values in timings.items():
+        seconds = statistics.median(values)
+        ratio = Ratio.of(baseline, values).text(bold=False)
+        lines.append(f"| {name} | {ratio} | {max_tokens / seconds:,.0f} | {seconds * 1e3:.1f} |")
     lines += [
         "",
         "The baseline re-detokenizes the whole completion on every token (quadratic in the "

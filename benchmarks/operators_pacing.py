@@ -12,6 +12,7 @@ by the harness, so the figures are CPU cost, not waiting.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from reactivex.scheduler.scheduler import Scheduler
 from reactivex.subject import Subject
 from reactivex.testing import TestScheduler
 
-from benchmarks._report import best_of, write_section
+from benchmarks._report import ROUNDS, Ratio, rounds, write_section
 from rxtokens.operators import (
     StreamMetrics,
     frames,
@@ -165,34 +166,38 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small run (smoke test)")
     args = parser.parse_args()
     n = 10_000 if args.quick else 100_000
-    repeat = 3 if args.quick else 7
+    repeat = 2 if args.quick else ROUNDS
     tokens = _tokens(n)
-    # Interleaved rounds (every case once per round, best of the rounds): load changes on a
-    # shared machine then hit all cases alike instead of distorting the ratios.
-    best = [float("inf")] * len(CASES)
-    for _ in range(repeat):
-        for i, (_name, make_scheduler, run) in enumerate(CASES):
-            seconds = best_of(lambda run=run, make=make_scheduler: run(tokens, make()), 1)
-            best[i] = min(best[i], seconds)
-    results: list[tuple[str, float]] = []
-    for (name, _make, _run), seconds in zip(CASES, best, strict=True):
-        results.append((name, seconds / n * 1e9))
-        print(f"{name:<55} {seconds / n * 1e9:9.0f} ns/token", flush=True)
-    base = results[0][1]
-    trivial = results[1][1]
+    # Every case once per round, the order alternating: load changes on a shared machine
+    # then hit all cases alike instead of distorting the ratios.
+    times = rounds(
+        {
+            name: (lambda run=run, make=make_scheduler: run(tokens, make()))
+            for name, make_scheduler, run in CASES
+        },
+        repeat,
+    )
+    base, trivial = times[CASES[0][0]], times[CASES[1][0]]
+    for name, values in times.items():
+        print(f"{name:<55} {statistics.median(values) / n * 1e9:9.0f} ns/token", flush=True)
     lines = [
         "## Pacing, backpressure and metrics operators (per-token cost)",
         "",
-        f"{n:,} `TextDelta` tokens pushed through a `Subject`; best of {repeat} interleaved rounds. "
+        f"{n:,} `TextDelta` tokens pushed through a `Subject`; {repeat} rounds, order alternating "
+        "(ratios: median of the per-round ratios, min-max and best-of beside it; ns: the median "
+        "round). "
         "Time-based operators on a `TestScheduler` advanced by the harness (CPU cost, no waiting); "
         "backpressure with a manual scheduler whose consumer runs once per 1 or 100 tokens. "
         "Ratios against the bare Subject -> sink path and against `map(identity)` measured in the same run.",
         "",
-        "| operator | x bare path | x map(identity) | ns / token |",
+        "| operator | time vs bare path | time vs map(identity) | ns / token |",
         "|---|---:|---:|---:|",
     ]
-    for name, ns in results:
-        lines.append(f"| {name} | {ns / base:.2f} | {ns / trivial:.2f} | {ns:,.0f} |")
+    for name, values in times.items():
+        ns = statistics.median(values) / n * 1e9
+        vs_base = Ratio.of(values, base).text(bold=False)
+        vs_map = Ratio.of(values, trivial).text(bold=False)
+        lines.append(f"| {name} | {vs_base} | {vs_map} | {ns:,.0f} |")
     lines += [
         "",
         "`metrics()` off costs nothing: it is simply not in the chain.",

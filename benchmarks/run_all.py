@@ -10,13 +10,17 @@ in the sections), then the sections themselves. A benchmark that fails or times 
 listed in the summary with its exit status and the end of its output, and makes this
 script exit non-zero; the others still run.
 
-The summary takes, per section: the rows of a ``<!-- summary ... -->`` comment when the
+The page opens with the goals of issue 17 (`_report.GOALS`), each with the figure a
+benchmark tagged with `_report.goal` (the median of per-round ratios and its spread)
+and whether it is met. The summary then takes, per section: the rows of a ``<!-- summary ... -->`` comment when the
 benchmark wrote one (``concurrency.py`` does), else its bullet lines that start with a
 bold figure (``- **3.1x ...**``), else the ratio cells of its first table that has some
 (bold cells, values like ``3.1x``, numbers in a ratio column), with row label and header.
 
-Run: ``.venv/bin/python benchmarks/run_all.py [--quick] [--only NAME,...]``; the output
-is ``benchmarks/RESULTS.md``, or ``$RXTOKENS_BENCH_RESULTS`` when set.
+Run: ``.venv/bin/python benchmarks/run_all.py [--quick] [--only NAME,...] [--draft]``;
+the output is ``benchmarks/RESULTS.md``, or ``$RXTOKENS_BENCH_RESULTS`` when set. It is
+the one writer of RESULTS.md: a benchmark run alone only prints its section. The full
+run takes about 8 minutes on the 2-core machine of this project.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _report import machine, results_path
+from _report import GOAL, GOALS, machine, results_path
 
 HERE = Path(__file__).resolve().parent
 SECTION = re.compile(r"<!-- begin (\S+) -->\n(.*?)\n<!-- end \1 -->", re.S)
@@ -43,9 +47,11 @@ TITLE = """# Benchmark results
 
 Every figure is measured beside its peer in the same run on the same bytes (the openai
 and anthropic SDKs, llama-cpp-python's own streaming, a plain reactivex Subject, a raw
-split ...): ratios first, absolute numbers second. Regenerate everything with
-`.venv/bin/python benchmarks/run_all.py` (add `--quick` for a smoke run); each benchmark
-also runs alone (`.venv/bin/python benchmarks/NAME.py [--quick]`).
+split ...): ratios first, absolute numbers second. Ratios are medians of per-round ratios
+(the order of the contenders alternating from round to round) with their min-max spread.
+This page is written only by `.venv/bin/python benchmarks/run_all.py` (about 8 minutes;
+`--quick` for a smoke run, `--only NAME,...` to re-run some); a benchmark run alone
+(`.venv/bin/python benchmarks/NAME.py [--quick]`) prints its section.
 """
 
 
@@ -108,6 +114,8 @@ def _starts_table(line: str, markdown: str) -> bool:
 
 
 RATIO = re.compile(r"^\**\d[\d.,]*x\b")
+BASELINE = re.compile(r"^\**1(\.0+)?x\**( \(1(\.0+)?-1(\.0+)? |$)")
+"""A baseline's own cell: 1.00x, alone or with a spread of 1.00-1.00 (`_report.Ratio.text`)."""
 RATIO_HEADER = re.compile(r"ratio| / | vs |^x |\bx bare", re.I)
 
 
@@ -130,7 +138,7 @@ def _ratio_cells(markdown: str, limit: int = 8) -> list[tuple[str, str]]:
                     or (RATIO_HEADER.search(header[i]) and re.match(r"^\d[\d.,]*$", cell))
                 ):
                     picked.append((header[i], cell))
-            if not picked or all(v.strip("*x ") in ("1.00", "1.0", "1") for _, v in picked):
+            if not picked or all(BASELINE.match(v) for _, v in picked):
                 continue
             found.extend((f"{row[0]}: {h}", v) for h, v in picked[:2])
         if found:
@@ -152,13 +160,29 @@ def summary_rows(name: str, markdown: str) -> list[str]:
     return [f"| {figure} | {value} | {name} |" for figure, value in cells]
 
 
-def run(quick: bool, only: set[str] | None) -> int:
+def goal_rows(text: str) -> list[str]:
+    """One row per goal of issue 17 (`_report.GOALS`): its figure and whether it is met."""
+    found = {m.group(1): (m.group(2), m.group(3)) for m in GOAL.finditer(text)}
+    rows = []
+    for key, (path, target) in GOALS.items():
+        figure, verdict = found.get(key, ("not measured in this run", "not met"))
+        rows.append(f"| {path} | {target} | {figure} | {verdict} |")
+    return rows
+
+
+DRAFT = (
+    "**Draft:** measured on a shared, loaded machine to check the harness; these are not "
+    "the figures to judge the goals by. Regenerate on a quiet machine (without `--draft`)."
+)
+
+
+def run(quick: bool, only: set[str] | None, draft: bool = False) -> int:
     """Run the benchmarks and rewrite RESULTS.md; the scratch folder is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="rxtokens-bench-") as scratch_dir:
-        return _run(quick, only, Path(scratch_dir) / "sections.md")
+        return _run(quick, only, Path(scratch_dir) / "sections.md", draft)
 
 
-def _run(quick: bool, only: set[str] | None, scratch: Path) -> int:
+def _run(quick: bool, only: set[str] | None, scratch: Path, draft: bool = False) -> int:
     env = {**os.environ, "RXTOKENS_BENCH_RESULTS": str(scratch), "PYTHONUNBUFFERED": "1"}
     limit = 120 if quick else 600
     started = datetime.datetime.now(datetime.UTC)
@@ -211,6 +235,16 @@ def _run(quick: bool, only: set[str] | None, scratch: Path) -> int:
         f"{len(outcomes)} benchmarks in {total:.0f} s.  ",
         f"**Machine:** {describe_machine()}.",
         "",
+        *([DRAFT, ""] if draft else []),
+        "## Goals (issue 17)",
+        "",
+        "Each figure: the median of per-round ratios, its min-max over the rounds (the order "
+        "of the contenders alternates from round to round), and the best-of ratio beside it.",
+        "",
+        "| path | goal | figure | met |",
+        "|---|---|---|---|",
+        *goal_rows(text),
+        "",
         "## Summary",
         "",
         "| figure | vs its peer in the same run | section |",
@@ -237,9 +271,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     parser.add_argument("--only", help="comma-separated benchmark names (default: all)")
+    parser.add_argument(
+        "--draft", action="store_true", help="say on the page that the machine was not quiet"
+    )
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
-    sys.exit(run(args.quick, only))
+    sys.exit(run(args.quick, only, args.draft))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,13 @@ Run: .venv/bin/python benchmarks/tokens.py [--quick]
 
 from __future__ import annotations
 
+import statistics
 import sys
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
-from _report import best_of, write_section
+from _report import ROUNDS, Ratio, rounds, write_section
 from pydantic import BaseModel, ConfigDict
 
 from rxtokens.tokens import TextDelta, ToolCallDelta
@@ -108,38 +110,55 @@ CANDIDATES: list[tuple[str, type, type]] = [
 ]
 
 
-def measure(n: int) -> list[tuple[str, float, float]]:
-    rows = []
+def build_text(cls: type, n: int) -> None:
+    for _ in range(n):
+        cls("hello")
+
+
+def build_tool(cls: type, n: int) -> None:
+    for _ in range(n):
+        cls(0, None, None, '{"a"')
+
+
+def measure(n: int, count: int) -> list[tuple[str, Ratio, Ratio, float, float]]:
+    """(label, text and tool time vs rxtokens', median ns per text and tool token)."""
+    runners = {}
     for label, text_cls, tool_cls in CANDIDATES:
-
-        def build_text(cls: type = text_cls) -> None:
-            for _ in range(n):
-                cls("hello")
-
-        def build_tool(cls: type = tool_cls) -> None:
-            for _ in range(n):
-                cls(0, None, None, '{"a"')
-
-        rows.append((label, best_of(build_text) / n * 1e9, best_of(build_tool) / n * 1e9))
-    return rows
+        runners[(label, "text")] = partial(build_text, text_cls, n)
+        runners[(label, "tool")] = partial(build_tool, tool_cls, n)
+    named = {f"{label} {kind}": fn for (label, kind), fn in runners.items()}
+    times = rounds(named, count)
+    ours = CANDIDATES[0][0]
+    return [
+        (
+            label,
+            Ratio.of(times[f"{label} text"], times[f"{ours} text"]),
+            Ratio.of(times[f"{label} tool"], times[f"{ours} tool"]),
+            statistics.median(times[f"{label} text"]) / n * 1e9,
+            statistics.median(times[f"{label} tool"]) / n * 1e9,
+        )
+        for label, _, _ in CANDIDATES
+    ]
 
 
 def main() -> None:
     quick = "--quick" in sys.argv
     n = 20_000 if quick else 300_000
-    rows = measure(n)
-    ours_text, ours_tool = rows[0][1], rows[0][2]
+    count = 2 if quick else ROUNDS
+    rows = measure(n, count)
     lines = [
         "## Token construction (`benchmarks/tokens.py`)",
         "",
-        f"Cost to build one token, {n:,} constructions, best of 5. Ratio = candidate / rxtokens.",
+        f"Cost to build one token, {n:,} constructions per run, {count} rounds with the order "
+        "alternating. Ratio = candidate time / rxtokens' time, median of the per-round ratios "
+        "(min-max; best-of beside it); ns: the median round.",
         "",
         "| representation | TextDelta ratio | ToolCallDelta ratio | TextDelta ns | ToolCallDelta ns |",
         "|---|---:|---:|---:|---:|",
     ]
-    for label, t_text, t_tool in rows:
+    for label, r_text, r_tool, t_text, t_tool in rows:
         lines.append(
-            f"| {label} | {t_text / ours_text:.2f}x | {t_tool / ours_tool:.2f}x "
+            f"| {label} | {r_text.text(bold=False)} | {r_tool.text(bold=False)} "
             f"| {t_text:.0f} | {t_tool:.0f} |"
         )
     lines += [

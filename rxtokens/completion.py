@@ -17,12 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from pydantic_core import from_json
 
-from .errors import StreamDecodeError, StreamError
+from .errors import ConfigError, StreamDecodeError, StreamError
 from .tokens import (
+    TOKEN_TYPES,
     Choice,
     Completion,
     Finish,
@@ -34,7 +35,7 @@ from .tokens import (
     Usage,
 )
 
-__all__ = ["CompletionBuilder", "attach_partial"]
+__all__ = ["AnswerSource", "CompletionBuilder", "attach_partial"]
 
 _E = TypeVar("_E", bound=BaseException)
 
@@ -57,34 +58,65 @@ _COMPACT_EVERY = 256
 """Text pieces are joined in runs of this many, so a long stream holds one str per run,
 not one per delta (each small str costs ~50 bytes beyond its text)."""
 
+_FOLD_SHARE = 8
+"""Runs are folded into the text so far once they hold 1/8 of its length (see `_Text`)."""
 
-def _compact(pieces: list[str], limit: int) -> int:
-    """Join the last `_COMPACT_EVERY` pieces into one; returns the next limit (amortised O(1))."""
-    start = limit - _COMPACT_EVERY
-    joined = "".join(pieces[start:])
-    del pieces[start:]
-    pieces.append(joined)
-    return start + 1 + _COMPACT_EVERY
+
+class _Text:
+    """One text of a choice (its text or its reasoning), kept as one str that grows in place.
+
+    Deltas are appended to `pieces` (the per-token cost is one list append); every
+    `_COMPACT_EVERY` pieces become one run; runs are folded into `folded` once they
+    hold 1/`_FOLD_SHARE` of it. Folding is ``text += runs`` on a str nobody else holds:
+    CPython then resizes it in place (no copy of the text so far), and `value` hands out
+    that very str, so the answer is not a second copy of the builder's state. After a
+    `value`, the next fold copies once (the str is shared then), which is correct: str
+    is immutable to everyone else.
+    """
+
+    __slots__ = ("folded", "pending", "pieces", "runs")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.runs: list[str] = []
+        self.pending = 0  # characters in `runs`
+        self.folded = ""
+
+    def compact(self) -> None:
+        """Join `pieces` into one run (called every `_COMPACT_EVERY` pieces)."""
+        pieces = self.pieces
+        run = "".join(pieces)
+        pieces.clear()
+        self.runs.append(run)
+        self.pending += len(run)
+        if self.pending * _FOLD_SHARE >= len(self.folded):
+            self._fold()
+
+    def _fold(self) -> None:
+        text = self.folded
+        self.folded = ""  # `text` is now the only reference: `+=` resizes it in place
+        text += "".join(self.runs)
+        self.runs.clear()
+        self.pending = 0
+        self.folded = text
+
+    def value(self) -> str:
+        """The whole text so far (the builder keeps the same str object)."""
+        if self.pieces:
+            self.compact()
+        if self.runs:
+            self._fold()
+        return self.folded
 
 
 class _ChoiceParts:
     """Everything received so far for one choice index."""
 
-    __slots__ = (
-        "finish_reason",
-        "reasoning",
-        "reasoning_limit",
-        "refusal",
-        "text",
-        "text_limit",
-        "tool_calls",
-    )
+    __slots__ = ("finish_reason", "reasoning", "refusal", "text", "tool_calls")
 
     def __init__(self) -> None:
-        self.text: list[str] = []
-        self.text_limit = _COMPACT_EVERY
-        self.reasoning: list[str] = []
-        self.reasoning_limit = _COMPACT_EVERY
+        self.text = _Text()
+        self.reasoning = _Text()
         self.refusal: list[str] = []
         # call index -> fragments, or the complete ToolCall that replaced them
         self.tool_calls: dict[int, _ToolCallParts | ToolCall] = {}
@@ -114,11 +146,17 @@ class CompletionBuilder:
     ``(choice, index)`` (``id`` and ``name`` from the first fragment that has
     them) or taken whole from a `ToolCall`, which replaces the fragments of the
     same key (later fragments for that key are ignored). `Finish` sets the
-    choice's ``finish_reason`` (the provider's raw value); the latest `Usage`
-    wins. Token kinds the builder does not know are ignored.
+    choice's ``finish_reason``; the latest `Usage` wins. Token kinds that carry
+    no part of the answer (`ToolResult`, `Intent` ...) are counted and passed
+    over. A `Completion` (a stream that was aggregated already) stands for
+    everything before it: ``build()`` gives it back (tokens after it add to it).
+    Any other item is a `ConfigError` naming its type: nothing is dropped unseen.
 
     ``build()`` does not consume anything: it can be called at any time, as
-    often as needed ("the completion so far").
+    often as needed ("the completion so far"). It does tidy the builder's state
+    (pending pieces are folded into the text, which the `Completion` then shares),
+    so `add` and `build` must not run at the same time in two threads: callers
+    that build from another thread hold a lock (`Broadcast`, the notebook display).
 
     Example:
         >>> b = CompletionBuilder()
@@ -128,12 +166,14 @@ class CompletionBuilder:
         ('Hello', 'stop')
     """
 
-    __slots__ = ("_choices", "_count", "_usage")
+    __slots__ = ("_choices", "_count", "_given", "_given_at", "_usage")
 
     def __init__(self) -> None:
         self._choices: dict[int, _ChoiceParts] = {}
         self._usage: Usage | None = None
         self._count = 0
+        self._given: Completion | None = None  # a Completion added ...
+        self._given_at = 0  # ... as token number `_given_at`: build() returns it if it was last
 
     @property
     def token_count(self) -> int:
@@ -152,7 +192,11 @@ class CompletionBuilder:
         return parts
 
     def add(self, token: Any) -> None:
-        """Record one token (any kind; unknown kinds are ignored)."""
+        """Record one token (or a whole `Completion`).
+
+        Raises:
+            ConfigError: `token` is neither a token nor a `Completion`.
+        """
         self._count += 1
         kind = type(token)
         if kind is TextDelta:  # by far the most frequent: no dict lookup
@@ -160,13 +204,42 @@ class CompletionBuilder:
             if parts is None:
                 parts = self._choice(token.index)
             text = parts.text
-            text.append(token.text)
-            if len(text) >= parts.text_limit:
-                parts.text_limit = _compact(text, parts.text_limit)
+            pieces = text.pieces
+            pieces.append(token.text)
+            if len(pieces) >= _COMPACT_EVERY:
+                text.compact()
             return
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, token)
+        elif kind not in TOKEN_TYPES.values():
+            self._add_other(token)
+
+    def _add_other(self, item: Any) -> None:
+        """A `Completion` replaces everything so far; another token kind passes; else fail."""
+        if isinstance(item, Completion):
+            self._choices = {}
+            top = Choice(
+                0, item.text, item.reasoning, item.refusal, item.tool_calls, item.finish_reason
+            )
+            for choice in item.choices or [top]:
+                parts = self._choice(choice.index)
+                parts.text.pieces.append(choice.text)
+                parts.reasoning.pieces.append(choice.reasoning)
+                parts.refusal.append(choice.refusal)
+                parts.tool_calls = {call.index: call for call in choice.tool_calls}
+                parts.finish_reason = choice.finish_reason
+            self._usage = item.usage
+            self._given = item
+            self._given_at = self._count
+            return
+        if isinstance(item, tuple(TOKEN_TYPES.values())):
+            return  # a subclass of a token kind
+        raise ConfigError(
+            f"cannot build a Completion from a {type(item).__name__} ({_shorten(repr(item))}): "
+            f"a stream to aggregate must carry tokens (rxtokens.tokens) or Completions; "
+            f"map other items to tokens first (e.g. TextDelta(text))"
+        )
 
     def add_all(self, tokens: Iterable[Any]) -> CompletionBuilder:
         """Record every token of `tokens`; returns self, for ``CompletionBuilder().add_all(t)``."""
@@ -176,10 +249,10 @@ class CompletionBuilder:
         return self
 
     def _add_reasoning(self, token: ReasoningDelta) -> None:
-        parts = self._choice(token.index)
-        parts.reasoning.append(token.text)
-        if len(parts.reasoning) >= parts.reasoning_limit:
-            parts.reasoning_limit = _compact(parts.reasoning, parts.reasoning_limit)
+        reasoning = self._choice(token.index).reasoning
+        reasoning.pieces.append(token.text)
+        if len(reasoning.pieces) >= _COMPACT_EVERY:
+            reasoning.compact()
 
     def _add_refusal(self, token: RefusalDelta) -> None:
         self._choice(token.index).refusal.append(token.text)
@@ -223,6 +296,8 @@ class CompletionBuilder:
         Raises:
             StreamDecodeError: `strict` and some tool call's arguments are not a JSON object.
         """
+        if self._given is not None and self._given_at == self._count:
+            return self._given
         choices = self._choices
         indices = sorted(choices)
         if 0 not in choices:
@@ -251,8 +326,8 @@ class CompletionBuilder:
             tool_calls.append(call)
         return Choice(
             index=index,
-            text="".join(parts.text),
-            reasoning="".join(parts.reasoning),
+            text=parts.text.value(),
+            reasoning=parts.reasoning.value(),
             refusal="".join(parts.refusal),
             tool_calls=tool_calls,
             finish_reason=parts.finish_reason,
@@ -295,6 +370,22 @@ _HANDLERS: dict[type[Any], Callable[[CompletionBuilder, Any], None]] = {
     Usage: CompletionBuilder._add_usage,
     Finish: CompletionBuilder._add_finish,
 }
+
+
+@runtime_checkable
+class AnswerSource(Protocol):
+    """A token stream whose producer already builds the answer (a `Broadcast`'s tokens).
+
+    ``aggregate()`` over such a stream asks for that answer instead of building a second
+    copy of it: one builder per answer.
+    """
+
+    def subscribe_answer(self, observer: Any, scheduler: Any = None) -> Any:
+        """Deliver the `Completion` of every token to `observer` (reactivex observer).
+
+        Returns the subscription (a disposable), or None when this subscriber would not
+        see every token (it joined late): the caller then builds the answer itself.
+        """
 
 
 def attach_partial(error: _E, builder: CompletionBuilder) -> _E:

@@ -21,6 +21,7 @@
     │   ├── ConnectionLostError                  no connection: refused, reset, DNS failure
     │   ├── StreamTimeoutError (asyncio.TimeoutError)  connect / first token / idle timeout
     │   ├── BackpressureOverflowError            a bounded buffer overflowed (policy "error")
+    │   ├── PatternTimeoutError                  a regex from a spec exceeded its time budget
     │   ├── BroadcastCancelledError              a broadcast stopped before its upstream ended
     │   ├── RemoteStreamError                    a stream read from a shared log ended in error
     │   │   └── ProducerLostError                the process writing a shared stream died
@@ -51,6 +52,7 @@ __all__ = [
     "EmptyStreamError",
     "LaunchSyntaxError",
     "ParamError",
+    "PatternTimeoutError",
     "ProducerLostError",
     "ProviderError",
     "ProviderHTTPError",
@@ -393,6 +395,25 @@ class BackpressureOverflowError(StreamError):
     def __init__(self, message: str, *, capacity: int, partial: Completion | None = None) -> None:
         super().__init__(message, partial=partial)
         self.capacity = capacity
+
+
+class PatternTimeoutError(StreamError):
+    """Matching a regex that came from a spec (data, not code) exceeded its time budget.
+
+    The pattern backtracks too much on this text (``(a|aa)+b`` on ``aaaa...``); the
+    stream that used it ends, the others go on.
+
+    Example:
+        >>> PatternTimeoutError("too slow", pattern="(a|aa)+b", timeout=0.1).timeout
+        0.1
+    """
+
+    def __init__(
+        self, message: str, *, pattern: str, timeout: float, partial: Completion | None = None
+    ) -> None:
+        super().__init__(message, partial=partial)
+        self.pattern = pattern
+        self.timeout = timeout
 
 
 class BroadcastCancelledError(StreamError):

@@ -286,7 +286,12 @@ class Agent:
             results: list[ToolResult] = []
 
             def on_next(token: Any) -> None:
-                builder.add(token)
+                try:
+                    builder.add(token)
+                except ConfigError as exc:  # not a token
+                    current.dispose()
+                    stop(exc)
+                    return
                 if type(token) is ToolResult:
                     results.append(token)
                 observer.on_next(token)

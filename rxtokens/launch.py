@@ -121,11 +121,17 @@ def _classify(word: str) -> Any:
     return word
 
 
+MAX_DEPTH = 64
+"""How deeply lists and maps may nest in a launch string (deeper: `LaunchSyntaxError`,
+not the interpreter's RecursionError)."""
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
         self.end = len(text)
+        self.depth = 0
 
     def fail(self, reason: str, position: int | None = None) -> NoReturn:
         raise LaunchSyntaxError(reason, self.text, self.pos if position is None else position)
@@ -217,10 +223,13 @@ class _Parser:
         char = self.peek()
         if char in ("'", '"'):
             return self.quoted()
-        if char == "[":
-            return self.list_()
-        if char == "{":
-            return self.map_()
+        if char in ("[", "{"):
+            if self.depth >= MAX_DEPTH:
+                self.fail(f"lists and maps nest deeper than {MAX_DEPTH} levels")
+            self.depth += 1
+            value = self.list_() if char == "[" else self.map_()
+            self.depth -= 1
+            return value
         start = self.pos
         word = self.word()
         if not word:

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, NamedTuple, TypeAlias
 from .errors import ConfigError
 
 __all__ = [
+    "FINISH_REASONS",
     "TOKEN_TYPES",
     "ActionResult",
     "Choice",
@@ -230,21 +231,37 @@ class Usage(_Kind, _UsageFields):
         return self.input_tokens + self.output_tokens
 
 
+FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter", "error", "other")
+"""The normalised finish reasons (`Finish.reason`), the same for every provider."""
+
+
 class _FinishFields(NamedTuple):
     reason: str | None
     index: int = 0  # type: ignore[assignment]  # shadows tuple.index, by design
+    raw: str | None = None
 
 
 class Finish(_Kind, _FinishFields):
-    """End of choice `index`; `reason` is the provider's raw value (``stop``, ``end_turn`` ...).
+    """End of choice `index`.
+
+    `reason` is normalised (one of `FINISH_REASONS`: ``stop``, ``length``,
+    ``tool_calls``, ``content_filter``, ``error``, ``other``), so code works the
+    same with every provider; `raw` is the provider's own value beside it
+    (``end_turn``, ``STOP``, ``completed`` ...; None for a `Finish` an operator made).
 
     Example:
         >>> Finish("stop")
         Finish(reason='stop', index=0)
+        >>> Finish("tool_calls", raw="tool_use").raw
+        'tool_use'
     """
 
     __slots__ = ()
     type = "finish"
+
+    def __repr__(self) -> str:
+        raw = "" if self.raw is None else f", raw={self.raw!r}"
+        return f"Finish(reason={self.reason!r}, index={self.index!r}{raw})"
 
 
 # --- kinds that operators emit ------------------------------------------------------------
@@ -424,7 +441,8 @@ def register_token_type(cls: type[Any]) -> type[Any]:
 
 
 def token_to_dict(token: Any) -> dict[str, Any]:
-    """The JSON-ready dict of a token: its fields plus ``"type"``.
+    """The JSON-ready dict of a token: its fields plus ``"type"`` (a `Finish`'s
+    ``raw`` only when it has one).
 
     Example:
         >>> token_to_dict(TextDelta("Hi"))
@@ -432,6 +450,8 @@ def token_to_dict(token: Any) -> dict[str, Any]:
     """
     data: dict[str, Any] = {"type": token.type}
     data.update(zip(token._fields, token, strict=True))
+    if type(token) is Finish and token.raw is None:
+        del data["raw"]  # a Finish an operator made: its JSON is what it was before `raw`
     return data
 
 

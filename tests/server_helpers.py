@@ -66,15 +66,21 @@ async def running(
     *,
     allow_provider: bool = False,
     api_key: str | None = None,
+    upstream_provider: str | None = None,
     **options: Any,
 ) -> AsyncIterator[Running]:
     """Start the loopback provider, the app and a client session (all closed at the end).
 
     `allow_provider` adds the loopback provider's URL to ``allow_base_urls``;
-    `api_key` is the upstream key the app is configured with.
+    `api_key` is the upstream key the app is configured with; `upstream_provider`
+    (``gemini``, ``openai_responses`` ...) makes the app's upstream that provider,
+    served by the loopback provider in its wire format (default: the testing one).
     """
     async with ProviderServer(default=reply or Reply()) as provider:
-        upstream = {"base_url": provider.base_url_for("openai")}
+        upstream = {"base_url": provider.base_url_for(upstream_provider or "openai")}
+        if upstream_provider is not None:
+            options["upstream"] = f"{upstream_provider}:test-model"
+            api_key = api_key or "test-key"
         if api_key is not None:
             upstream["api_key"] = api_key
         options.setdefault("upstream_options", upstream)

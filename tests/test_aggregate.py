@@ -12,6 +12,7 @@ from reactivex import operators as rxops
 from reactivex.subject import Subject
 from reactivex.testing import ReactiveTest, TestScheduler
 
+import rxtokens
 from rxtokens import (
     Choice,
     Completion,
@@ -29,6 +30,7 @@ from rxtokens import (
 )
 from rxtokens.completion import CompletionBuilder
 from rxtokens.operators import aggregate
+from rxtokens.tokens import Intent, ToolResult
 
 on_next = ReactiveTest.on_next
 on_error = ReactiveTest.on_error
@@ -154,12 +156,35 @@ def test_tool_calls_per_choice() -> None:
     assert c.choices[1].tool_calls == [ToolCall(0, "a", "f", {}, choice=1)]
 
 
-def test_unknown_token_kinds_are_ignored() -> None:
-    class ToolResult(NamedTuple):
+def test_token_kinds_without_answer_parts_pass_and_other_items_are_refused() -> None:
+    """Issue 15.15: nothing is dropped unseen (main ignored "not a token" and gave "ab")."""
+    c = run_aggregate([TextDelta("a"), ToolResult("c1", "f", "zzz", None, 0, 0.1), TextDelta("b")])
+    assert c.text == "ab"
+    assert run_aggregate([Intent("buy", 1.0, "a"), TextDelta("a")]).text == "a"
+
+    class Foreign(NamedTuple):
         output: str
 
-    c = run_aggregate([TextDelta("a"), ToolResult("zzz"), "not a token", TextDelta("b")])
-    assert c.text == "ab"
+    for item in ("not a token", Foreign("zzz"), None, {"type": "text", "text": "x"}):
+        err = aggregate_error(reactivex.of(TextDelta("a"), item, TextDelta("b")))
+        assert isinstance(err, ConfigError)
+        assert type(item).__name__ in str(err)
+
+
+def test_a_stream_of_completions_gives_the_completion_back() -> None:
+    """Issue 15.15: run(source.pipe(aggregate())) was Completion(text="") on main."""
+    tokens = [TextDelta("Hi"), ToolCall(0, "c1", "f", {"x": 1}), Finish("tool_calls"), Usage(1, 2)]
+    completion = run_aggregate(tokens)
+    assert completion.text == "Hi"
+    source = reactivex.from_iterable(tokens).pipe(aggregate())
+    assert rxtokens.run(source) == completion
+    assert run_aggregate([completion]) is completion
+    assert CompletionBuilder().add_all([Completion(text="x")]).build() == Completion(text="x")
+    # tokens after a Completion add to it
+    more = CompletionBuilder().add_all([completion, TextDelta("!")]).build()
+    assert (more.text, more.tool_calls, more.usage) == ("Hi!", completion.tool_calls, Usage(1, 2))
+    two = Completion(choices=[Choice(0, "a"), Choice(1, "b")], text="a")
+    assert CompletionBuilder().add_all([two, TextDelta("c", 1)]).build().choices[1].text == "bc"
 
 
 def test_invalid_tool_arguments_raise_decode_error_with_partial() -> None:

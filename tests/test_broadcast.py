@@ -33,7 +33,9 @@ from rxtokens.errors import (
     ConfigError,
     ProviderError,
     StreamDecodeError,
+    TruncatedStreamError,
 )
+from rxtokens.operators import aggregate
 from rxtokens.tokens import (
     Completion,
     Finish,
@@ -602,6 +604,21 @@ async def test_final_resolves_with_the_completion() -> None:
     assert (await b.final) is completion  # also after the end
 
 
+@pytest.mark.parametrize("replay", ["all", "none"])
+async def test_items_that_are_not_tokens_flow_but_the_final_answer_refuses_them(
+    replay: Any,
+) -> None:
+    """Issue 15.15: the answer names the item it cannot read (main built text "")."""
+    b: Broadcast[Any] = Broadcast(reactivex.of("a", "b"), replay=replay)
+    seen: list[Any] = []
+    b.subscribe(seen.append)
+    final = b.final
+    b.connect()
+    with pytest.raises(ConfigError, match="str"):
+        await final
+    assert seen == ["a", "b"]
+
+
 async def test_final_raises_the_error_with_the_partial() -> None:
     source = Manual()
     b: Broadcast[Any] = Broadcast(source.observable)
@@ -909,3 +926,49 @@ async def test_a_slow_async_consumer_does_not_pause_the_shared_source() -> None:
     await asyncio.wait_for(done, timeout=10)
     assert len(seen) == 200
     await stalled.aclose()
+
+
+def test_aggregate_over_a_broadcast_shares_its_one_answer() -> None:
+    """aggregate() of a subscriber that sees every token is the broadcast's own answer."""
+    source: Subject[Any] = Subject()
+    broadcast = Broadcast(source, replay="none")
+    results: list[Completion] = []
+    broadcast.pipe(aggregate()).subscribe(results.append)
+    source.on_next(TextDelta("Hel"))
+    late: list[Completion] = []
+    broadcast.pipe(aggregate()).subscribe(late.append)  # joined late: builds its own
+    source.on_next(TextDelta("lo"))
+    source.on_completed()
+    assert results[0].text == "Hello"
+    assert late[0].text == "lo"
+    assert results[0] is broadcast._answer.result(None)[0]
+
+
+def test_aggregate_over_a_broadcast_gets_the_error_with_its_partial() -> None:
+    source: Subject[Any] = Subject()
+    broadcast = Broadcast(source, replay="none")
+    errors: list[Exception] = []
+    broadcast.pipe(aggregate()).subscribe(on_error=errors.append)
+    source.on_next(TextDelta("Hi"))
+    source.on_error(TruncatedStreamError("dropped"))
+    assert isinstance(errors[0], TruncatedStreamError)
+    assert errors[0].partial.text == "Hi"
+
+
+def test_aggregate_of_a_late_joiner_shares_the_answer_when_the_log_keeps_every_token() -> None:
+    source: Subject[Any] = Subject()
+    broadcast = Broadcast(source)  # replay="all": a late joiner replays every token
+    broadcast.subscribe(lambda token: None)
+    source.on_next(TextDelta("Hel"))
+    results: list[Completion] = []
+    broadcast.pipe(aggregate()).subscribe(results.append)
+    source.on_next(TextDelta("lo"))
+    source.on_completed()
+    assert results[0].text == "Hello"
+    assert results[0] is broadcast._answer.result(None)[0]
+
+
+def test_aggregate_of_a_broadcast_that_ended_gets_the_answer_at_once() -> None:
+    broadcast = Broadcast(reactivex.of(TextDelta("a"), TextDelta("b")))
+    broadcast.subscribe(lambda token: None)
+    assert broadcast.pipe(aggregate()).run().text == "ab"

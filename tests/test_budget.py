@@ -86,7 +86,7 @@ def test_take_budget_time_limit() -> None:
     res = s.start(lambda: xs.pipe(take_budget(max_seconds=15)))
     assert res.messages[-3:] == [
         on_next(209, Finish("stop", 1)),
-        on_next(215, Finish("timeout", 0)),  # only the unfinished choice
+        on_next(215, Finish("length", 0, "timeout")),  # only the unfinished choice
         on_completed(215),
     ]
     assert xs.subscriptions == [subscribe(200, 215)]

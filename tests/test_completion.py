@@ -66,8 +66,23 @@ def test_long_streams_keep_their_text_exactly_while_pieces_are_compacted() -> No
     assert completion.text == "".join(expected[0])
     assert completion.choices[1].text == "".join(expected[1])
     assert completion.reasoning == "".join(thinking)
-    # memory: one str per run of deltas, not one per delta
-    assert len(builder._choices[0].text) < 300  # type: ignore[attr-defined]
+    # memory: the answer's text is the builder's own str (no second copy), nothing pending
+    held = builder._choices[0].text  # type: ignore[attr-defined]
+    assert held.folded is completion.text
+    assert not held.pieces
+    assert not held.runs
+
+
+def test_a_build_mid_stream_is_not_changed_by_later_tokens() -> None:
+    """The text grows in place only while the builder alone holds it."""
+    builder = CompletionBuilder()
+    head = [f"{i} " for i in range(700)]
+    tail = [f"{i}é " for i in range(700, 2000)]
+    builder.add_all(TextDelta(piece) for piece in head)
+    early = builder.build(strict=False)
+    builder.add_all(TextDelta(piece) for piece in tail)
+    assert early.text == "".join(head)
+    assert builder.build().text == "".join(head + tail)
 
 
 # --- attach_partial ---------------------------------------------------------------------------

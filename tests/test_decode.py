@@ -56,7 +56,7 @@ WRONG_TYPES = [
     ("openai_chat", chat({"content": ["x"]}), "TextDelta text that is list"),
     ("openai_chat", chat({"content": "x"}, index="a"), "TextDelta index that is str"),
     ("openai_chat", chat({"content": "x", "refusal": 5}), "RefusalDelta text that is int"),
-    ("openai_chat", chat({}, finish_reason=7), "Finish reason that is int"),
+    ("openai_chat", chat({}, finish_reason=7), "Finish raw that is int"),
     (
         "openai_chat",
         chat({"tool_calls": [{"index": 0, "id": 9, "function": {"arguments": "{}"}}]}),

@@ -73,7 +73,7 @@ def test_text_stream_with_pings_anywhere() -> None:
         TextDelta("Hel"),
         TextDelta("lo"),
         Usage(10, 5),
-        Finish("end_turn"),
+        Finish("stop", 0, "end_turn"),
     ]
 
 
@@ -103,7 +103,7 @@ def test_tool_use_placeholder_input_fragments_and_completion_at_block_stop() -> 
         ToolCallDelta(1, "toolu_2", "noop", ""),
         ToolCall(1, "toolu_2", "noop", {}),  # placeholder {} and no fragments: no arguments
         Usage(10, 30),
-        Finish("tool_use"),
+        Finish("tool_calls", 0, "tool_use"),
     ]
 
 
@@ -149,7 +149,7 @@ def test_message_delta_usage_replaces_and_keeps_input_when_absent() -> None:
         Usage(100, 1),
         Usage(100, 7),
         Usage(120, 9),
-        Finish("end_turn"),
+        Finish("stop", 0, "end_turn"),
     ]
     completion = reactivex.from_iterable(events).pipe(decode_anthropic(), aggregate()).run()
     assert completion.usage == Usage(120, 9)  # cumulative: replaced, never added

@@ -79,7 +79,7 @@ def test_text_stream() -> None:
     tokens = ok(
         [START, text("Hel", 0), text("", 0), text("lo", 0), block_stop(0), stop(), metadata()]
     )
-    assert tokens == [TextDelta("Hel"), TextDelta("lo"), Finish("end_turn"), Usage(5, 2)]
+    assert tokens == [TextDelta("Hel"), TextDelta("lo"), Finish("stop", 0, "end_turn"), Usage(5, 2)]
 
 
 def test_padding_field_and_unknown_events_are_ignored() -> None:
@@ -88,7 +88,7 @@ def test_padding_field_and_unknown_events_are_ignored() -> None:
         "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "a"}, "p": "abc"}
     )
     tokens = ok([START, padded, event("futureEvent", {"x": 1}), stop(), metadata()])
-    assert tokens == [TextDelta("a"), Finish("end_turn"), Usage(5, 2)]
+    assert tokens == [TextDelta("a"), Finish("stop", 0, "end_turn"), Usage(5, 2)]
 
 
 def test_tool_use_blocks_become_deltas_then_one_complete_call() -> None:
@@ -116,14 +116,18 @@ def test_tool_use_blocks_become_deltas_then_one_complete_call() -> None:
         ToolCall(0, "tooluse_a", "get_weather", {"city": "Paris"}),
         ToolCallDelta(1, "tooluse_b", "now", ""),
         ToolCall(1, "tooluse_b", "now", {}),
-        Finish("tool_use"),
+        Finish("tool_calls", 0, "tool_use"),
         Usage(5, 2),
     ]
 
 
 def test_a_tool_block_left_open_is_completed_at_message_stop() -> None:
     tokens = ok([tool_start(0, "t", "f"), tool_input(0, '{"a":1}'), stop("tool_use"), metadata()])
-    assert tokens[-3:] == [ToolCall(0, "t", "f", {"a": 1}), Finish("tool_use"), Usage(5, 2)]
+    assert tokens[-3:] == [
+        ToolCall(0, "t", "f", {"a": 1}),
+        Finish("tool_calls", 0, "tool_use"),
+        Usage(5, 2),
+    ]
 
 
 def test_reasoning_text_is_reasoning_and_its_signature_is_not_text() -> None:
@@ -148,7 +152,7 @@ def test_reasoning_text_is_reasoning_and_its_signature_is_not_text() -> None:
         ReasoningDelta("Think"),
         ReasoningDelta("ing."),
         TextDelta("Answer"),
-        Finish("end_turn"),
+        Finish("stop", 0, "end_turn"),
         Usage(5, 2),
     ]
 
@@ -164,8 +168,16 @@ def test_reasoning_text_is_reasoning_and_its_signature_is_not_text() -> None:
         "content_filtered",
     ],
 )
-def test_stop_reasons_are_kept_raw(reason: str) -> None:
-    assert ok([stop(reason), metadata()])[0] == Finish(reason)
+def test_stop_reasons_are_normalised_and_kept_raw(reason: str) -> None:
+    normal = {
+        "end_turn": "stop",
+        "stop_sequence": "stop",
+        "tool_use": "tool_calls",
+        "max_tokens": "length",
+        "guardrail_intervened": "content_filter",
+        "content_filtered": "content_filter",
+    }
+    assert ok([stop(reason), metadata()])[0] == Finish(normal[reason], 0, reason)
 
 
 def test_metadata_usage_and_what_follows_it() -> None:
@@ -173,10 +185,12 @@ def test_metadata_usage_and_what_follows_it() -> None:
         [stop(), metadata(7, 3, cacheReadInputTokens=4, cacheWriteInputTokens=1), text("x")]
     )
     assert tokens == [
-        Finish("end_turn"),
+        Finish("stop", 0, "end_turn"),
         Usage(7, 3, cache_read_input_tokens=4, cache_write_input_tokens=1),
     ]
-    assert ok([stop(), event("metadata", {"metrics": {"latencyMs": 1}})]) == [Finish("end_turn")]
+    assert ok([stop(), event("metadata", {"metrics": {"latencyMs": 1}})]) == [
+        Finish("stop", 0, "end_turn")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -278,5 +292,5 @@ def test_bytes_to_completion_with_parse_aws_eventstream() -> None:
         .run()
     )
     assert completion.text == "Hi there"
-    assert completion.finish_reason == "end_turn"
+    assert completion.finish_reason == "stop"
     assert completion.usage == Usage(3, 2)

@@ -51,7 +51,7 @@ def test_incremental_text_parts_finish_and_last_usage() -> None:
         Usage(4, 2),
         TextDelta("!"),
         Usage(4, 3),
-        Finish("STOP"),
+        Finish("stop", 0, "STOP"),
     ]
 
 
@@ -66,7 +66,7 @@ def test_repeated_identical_usage_is_emitted_once() -> None:
         Usage(4, None),
         TextDelta("b"),
         Usage(4, 2),
-        Finish("STOP"),
+        Finish("stop", 0, "STOP"),
     ]
 
 
@@ -81,7 +81,7 @@ def test_whole_function_call_parts_without_id() -> None:
     assert ok(decode_gemini(), events) == [
         ToolCall(0, None, "get_weather", {"city": "Paris"}),
         ToolCall(1, "fc-7", "get_time", {}),
-        Finish("STOP"),
+        Finish("tool_calls", 0, "STOP"),  # STOP with a functionCall: a tool call,
     ]
 
 
@@ -95,14 +95,14 @@ def test_thought_parts_are_reasoning_and_count_as_output() -> None:
         Usage(3, 5, reasoning_tokens=5),
         TextDelta("Yes"),
         Usage(3, 7, reasoning_tokens=5),
-        Finish("STOP"),
+        Finish("stop", 0, "STOP"),
     ]
 
 
 def test_end_after_finish_is_success_and_before_it_truncation() -> None:
     assert ok(decode_gemini(), [gchunk({"text": "a"}, finish="MAX_TOKENS")]) == [
         TextDelta("a"),
-        Finish("MAX_TOKENS"),
+        Finish("length", 0, "MAX_TOKENS"),
     ]
     tokens, error, _ = run(decode_gemini(), [gchunk({"text": "a"})])
     assert tokens == [TextDelta("a")]
@@ -117,14 +117,24 @@ def test_two_candidates_must_both_finish() -> None:
         gchunk({"text": "."}, index=0, finish="STOP"),
     ]
     tokens, error, _ = run(decode_gemini(), events)
-    assert tokens == [TextDelta("A", 0), TextDelta("B", 1), TextDelta(".", 0), Finish("STOP", 0)]
+    assert tokens == [
+        TextDelta("A", 0),
+        TextDelta("B", 1),
+        TextDelta(".", 0),
+        Finish("stop", 0, "STOP"),
+    ]
     assert isinstance(error, TruncatedStreamError)
-    assert ok(decode_gemini(), [*events, gchunk(index=1, finish="STOP")])[-1] == Finish("STOP", 1)
+    assert ok(decode_gemini(), [*events, gchunk(index=1, finish="STOP")])[-1] == Finish(
+        "stop", 1, "STOP"
+    )
 
 
 def test_blocked_prompt_finishes_with_block_reason() -> None:
     events = [data({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": meta(5)})]
-    assert ok(decode_gemini(), events) == [Usage(5, 0), Finish("SAFETY")]  # zero is omitted
+    assert ok(decode_gemini(), events) == [
+        Usage(5, 0),
+        Finish("content_filter", 0, "SAFETY"),
+    ]  # zero is omitted
 
 
 def test_error_chunk_is_provider_error() -> None:
@@ -151,7 +161,7 @@ def test_crlf_framed_encoder_body() -> None:
         Usage(2, 1),
         TextDelta(" you"),
         Usage(2, 2),
-        Finish("STOP"),
+        Finish("stop", 0, "STOP"),
     ]
 
 

@@ -62,7 +62,7 @@ def test_role_only_first_chunk_emits_nothing() -> None:
         chunk(delta(finish="stop")),
         DONE,
     ]
-    assert ok(decode_openai_chat(), events) == [TextDelta("Hi"), Finish("stop")]
+    assert ok(decode_openai_chat(), events) == [TextDelta("Hi"), Finish("stop", 0, "stop")]
 
 
 def test_text_finish_and_include_usage_trailing_chunk() -> None:
@@ -77,7 +77,7 @@ def test_text_finish_and_include_usage_trailing_chunk() -> None:
     assert ok(decode_openai_chat(), events) == [
         TextDelta("Hel"),
         TextDelta("lo"),
-        Finish("stop"),
+        Finish("stop", 0, "stop"),
         Usage(5, 2),
     ]
 
@@ -104,7 +104,7 @@ def test_parallel_tool_calls_merged_by_index_and_emitted_when_complete() -> None
         ToolCallDelta(1, "call_b", "get_time", ""),
         ToolCallDelta(1, None, None, '{"tz":"UTC"}'),
         second,  # complete when the choice finishes, before Finish
-        Finish("tool_calls"),
+        Finish("tool_calls", 0, "tool_calls"),
     ]
 
 
@@ -140,9 +140,9 @@ def test_n2_choices_interleaved_keep_their_index() -> None:
     assert ok(decode_openai_chat(), events) == [
         TextDelta("A", 0),
         TextDelta("B", 1),
-        Finish("length", 1),
+        Finish("length", 1, "length"),
         TextDelta("a", 0),
-        Finish("stop", 0),
+        Finish("stop", 0, "stop"),
     ]
 
 
@@ -165,7 +165,7 @@ def test_refusal_becomes_refusal_delta() -> None:
     assert ok(decode_openai_chat(), events) == [
         RefusalDelta("I can't"),
         RefusalDelta(" help."),
-        Finish("stop"),
+        Finish("stop", 0, "stop"),
     ]
 
 
@@ -190,7 +190,7 @@ def test_logprobs_and_unknown_extra_fields_are_ignored() -> None:
         DONE,
     ]
     assert ok(decode_openai_chat(), noisy) == ok(decode_openai_chat(), plain)
-    assert ok(decode_openai_chat(), plain) == [TextDelta("Hi"), Finish("stop")]
+    assert ok(decode_openai_chat(), plain) == [TextDelta("Hi"), Finish("stop", 0, "stop")]
 
 
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
@@ -204,7 +204,7 @@ def test_reasoning_content_becomes_reasoning_delta(field: str) -> None:
     assert ok(decode_openai_chat(), events) == [
         ReasoningDelta("think"),
         TextDelta("answer"),
-        Finish("stop"),
+        Finish("stop", 0, "stop"),
     ]
 
 
@@ -239,7 +239,7 @@ def test_error_carries_partial_through_aggregate() -> None:
 def test_stream_without_done_is_truncated() -> None:
     events = [chunk(delta(content="Hi")), chunk(delta(finish="stop"))]
     tokens, error, _ = run(decode_openai_chat(), events)
-    assert tokens == [TextDelta("Hi"), Finish("stop")]
+    assert tokens == [TextDelta("Hi"), Finish("stop", 0, "stop")]
     assert isinstance(error, TruncatedStreamError)
     assert "[DONE]" in str(error)
 
@@ -285,7 +285,7 @@ def test_usage_on_every_chunk_emits_each() -> None:
     assert ok(decode_openai_chat(), events) == [
         TextDelta("a"),
         Usage(3, 1),
-        Finish("stop"),
+        Finish("stop", 0, "stop"),
         Usage(3, 2),
     ]
 
@@ -320,7 +320,7 @@ def test_encoder_stream_decodes_to_exact_tokens() -> None:
         ToolCallDelta(0, None, None, '{"a"'),
         ToolCallDelta(0, None, None, ":1}"),
         ToolCall(0, "call_1", "f", {"a": 1}),
-        Finish("tool_calls"),
+        Finish("tool_calls", 0, "tool_calls"),
         Usage(7, 9, cache_read_input_tokens=0, reasoning_tokens=0),
     ]
 

@@ -69,7 +69,7 @@ def test_done_event_repeating_the_text_is_not_appended_twice() -> None:
         TextDelta("Hel"),
         TextDelta("lo"),
         Usage(4, 6),
-        Finish("completed"),
+        Finish("stop", 0, "completed"),
     ]
 
 
@@ -79,7 +79,7 @@ def test_done_event_supplies_text_that_was_never_streamed() -> None:
         TextDelta("Hel"),
         TextDelta("lo"),
         TextDelta("Bye"),
-        Finish("completed"),
+        Finish("stop", 0, "completed"),
     ]
 
 
@@ -110,7 +110,7 @@ def test_function_call_deltas_then_tool_call_once() -> None:
         ToolCallDelta(0, None, None, ":1}"),
         ToolCall(0, "call_1", "f", {"a": 1}),
         Usage(4, 6),
-        Finish("completed"),
+        Finish("tool_calls", 0, "completed"),  # a completed tool call,
     ]
 
 
@@ -156,7 +156,7 @@ def test_reasoning_summary_and_refusal() -> None:
         ReasoningDelta("raw"),
         RefusalDelta("No"),
         RefusalDelta("."),
-        Finish("completed"),
+        Finish("stop", 0, "completed"),
     ]
 
 
@@ -168,7 +168,7 @@ def test_incomplete_finishes_with_its_reason() -> None:
     assert ok(decode_openai_responses(), events) == [
         TextDelta("Hi"),
         Usage(4, 6),
-        Finish("max_output_tokens"),
+        Finish("length", 0, "max_output_tokens"),
     ]
 
 

@@ -24,7 +24,7 @@ def test_chat_chunk_encoder_maps_tokens_to_openai_chunks() -> None:
             ToolCall(0, "call_1", "f", {"a": 1}),
             ToolCall(1, None, "g", {}),
             Usage(3, 4),
-            Finish("tool_use"),
+            Finish("tool_calls", 0, "tool_use"),
         ]
         for c in enc.encode(token)
     ] + enc.finish()
@@ -47,7 +47,7 @@ def test_chat_completion_body() -> None:
     completion = Completion(
         text="",
         tool_calls=[ToolCall(0, "c", "f", {"x": 1})],
-        finish_reason="tool_use",
+        finish_reason="tool_calls",
         usage=Usage(1, 2),
     )
     body = chat_completion_body(completion, "m", chunk_id="chatcmpl-1")
@@ -62,10 +62,14 @@ def test_framing_and_finish_reasons() -> None:
     assert sse_data([{"a": "é"}, {"b": None}]) == 'data: {"a": "é"}\n\ndata: {"b": null}\n\n'
     assert sse_data([]) == ""
     assert DONE_EVENT == b"data: [DONE]\n\n"
-    assert [openai_finish_reason(r) for r in (None, "tool_use", "SAFETY", "??")] == [
+    reasons = (None, "stop", "length", "tool_calls", "content_filter", "error", "other")
+    assert [openai_finish_reason(r) for r in reasons] == [
         "stop",
+        "stop",
+        "length",
         "tool_calls",
         "content_filter",
+        "stop",
         "stop",
     ]
 

@@ -76,7 +76,13 @@ def broken(city: str) -> str:
 
 def test_text_reasoning_and_finish_chunks() -> None:
     chunks = encode(
-        [ReasoningDelta("hmm"), TextDelta("Hel"), TextDelta("lo"), Usage(3, 4), Finish("end_turn")]
+        [
+            ReasoningDelta("hmm"),
+            TextDelta("Hel"),
+            TextDelta("lo"),
+            Usage(3, 4),
+            Finish("stop", 0, "end_turn"),
+        ]
     )
     assert chunks == [
         {"type": "start", "messageId": "msg-1"},
@@ -192,7 +198,7 @@ def test_decoder_reads_every_chunk_kind() -> None:
             ToolResult("c", "f", [1], None, 0, 0.0),
             StepBoundary(1, "tool_calls"),
             Usage(1, 2),
-            Finish("tool_use"),
+            Finish("tool_calls", 0, "tool_use"),
         ]
     )
     events = [SseEvent(data=json.dumps(c)) for c in chunks] + [SseEvent(data="[DONE]")]
@@ -206,7 +212,7 @@ def test_decoder_reads_every_chunk_kind() -> None:
         ToolCall(0, "c", "f", {}),
         ToolResult("c", "f", [1], None, 0, 0.0),
         Usage(1, 2),
-        Finish("tool_calls"),
+        Finish("tool_calls", 0, "tool-calls"),  # normalised, and the SDK's own value
     ]
 
 
@@ -232,7 +238,7 @@ def test_decoder_steps_errors_and_truncation() -> None:
         decode(["{nope"])
     with pytest.raises(StreamDecodeError, match="'type'"):
         decode([[1]])
-    assert decode([{"type": "abort"}]) == [Finish("abort")]
+    assert decode([{"type": "abort"}]) == [Finish("other", 0, "abort")]
     assert decode([{"type": "source-url"}, {"type": "data-x", "data": 1}, {"type": "finish"}]) == [
         Finish(None)
     ]
@@ -244,7 +250,7 @@ def test_decoder_stops_at_done_and_disposes_the_source() -> None:
         rx_ops.concat(reactivex.never()), rx_ops.finally_action(lambda: disposed.append(1))
     )
     out = source.pipe(ops.from_ui_message_stream(), rx_ops.to_list()).run()
-    assert out == [Finish("stop")]
+    assert out == [Finish("stop", 0, "stop")]
     assert disposed == [1]
 
 
@@ -312,7 +318,7 @@ def test_encoder_then_decoder_round_trip(tokens: list[Any]) -> None:
     usage = [t for t in tokens if type(t) is Usage]
     assert [t for t in back if type(t) is Usage] == usage[-1:]  # usage is the message's, once
     finish = [t for t in tokens if type(t) is Finish][-1]
-    assert back[-1] == Finish(finish.reason)
+    assert back[-1].reason == finish.reason
 
 
 # --------------------------------------------------------------------------- the AI SDK reads it
@@ -383,7 +389,9 @@ def test_sdk_surfaces_an_error_mid_stream_and_keeps_the_partial_text(ai_sdk: Pat
 
 
 def test_sdk_accepts_refusals_as_a_data_part(ai_sdk: Path) -> None:
-    chunks = encode([RefusalDelta("I can"), RefusalDelta("not."), Finish("refusal")])
+    chunks = encode(
+        [RefusalDelta("I can"), RefusalDelta("not."), Finish("content_filter", 0, "refusal")]
+    )
     out = read_with_sdk(ai_sdk, sse_bytes(chunks))
     assert out["errors"] == []
     assert [p for p in out["message"]["parts"] if p["type"] == "data-refusal"] == [

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rxtokens.errors import ConfigError
 from rxtokens.launch import LaunchSyntaxError, caret_excerpt, format_value, parse
+from rxtokens.spec import parse_launch
 
 
 def props(text: str) -> dict[str, Any]:
@@ -191,3 +192,17 @@ def test_any_text_parses_or_raises_a_launch_syntax_error(text: str) -> None:
     else:
         assert elements
         assert all(e.name for e in elements)
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_recursion_error() -> None:
+    """Issue 15.11: 5,000 nested lists raised a bare RecursionError on main."""
+    for opener in ("[", "{a="):
+        text = "testing prompt=x items=" + opener * 5000
+        with pytest.raises(LaunchSyntaxError, match="nest deeper than 64") as info:
+            parse_launch(text)
+        assert info.value.position < 300
+    ok = parse(f"op x={'[' * 64}1{']' * 64}")
+    value = ok[0].properties["x"]
+    for _ in range(63):
+        value = value[0]
+    assert value == [1]

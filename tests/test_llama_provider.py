@@ -100,7 +100,7 @@ def assert_contract(tokens: list[StreamToken], reference: dict[str, Any], *, cha
     ref_text = choice["message"]["content"] if chat else choice["text"]
     deltas = [t for t in tokens if isinstance(t, TextDelta)]
     assert tokens[len(deltas) :] == [
-        Finish(choice["finish_reason"]),
+        Finish(choice["finish_reason"], 0, choice["finish_reason"]),
         Usage(reference["usage"]["prompt_tokens"], reference["usage"]["completion_tokens"]),
     ]
     assert all(t.text for t in deltas), "an empty TextDelta"
@@ -203,7 +203,7 @@ def test_split_characters_arrive_whole(models: dict[str, Path], reference: dict[
         TextDelta("é"),
         TextDelta("😀"),
         TextDelta("!"),
-        Finish("stop"),
+        Finish("stop", 0, "stop"),
         Usage(4, 10),
     ]
     ref = reference["script"].create_completion("Hi", max_tokens=50, seed=0)
@@ -218,11 +218,16 @@ def test_max_tokens_finishes_with_length_and_completes_a_character(
     params = {"max_tokens": 3, "temperature": 0, "seed": 0}
     tokens, error = collect(llama(models["script"], "Hi", n_ctx=N_CTX, **params))
     assert error is None
-    assert tokens == [TextDelta(" the"), TextDelta("日"), Finish("length"), Usage(4, 4)]
+    assert tokens == [
+        TextDelta(" the"),
+        TextDelta("日"),
+        Finish("length", 0, "length"),
+        Usage(4, 4),
+    ]
     assert_contract(tokens, reference["script"].create_completion("Hi", **params), chat=False)
 
     tokens, _ = collect(llama(models["random"], "Hello", n_ctx=N_CTX, max_tokens=5, seed=1))
-    assert tokens[-2:] == [Finish("length"), Usage(tokens[-1].input_tokens, 5)]  # type: ignore[union-attr]
+    assert tokens[-2:] == [Finish("length", 0, "length"), Usage(tokens[-1].input_tokens, 5)]  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

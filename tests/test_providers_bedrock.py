@@ -115,7 +115,7 @@ async def test_the_default_reply_and_health(srv: ProviderServer) -> None:
         bedrock(MODEL, "What is rxtokens?", api_key=KEY, base_url=srv.base_url)
     )
     assert completion.text.startswith('You asked: "What is rxtokens?". rxtokens turns')
-    assert completion.finish_reason == "end_turn"
+    assert completion.finish_reason == "stop"
     assert (await Bedrock(api_key=KEY, base_url=srv.base_url).health()).ok
     bad = await Bedrock(api_key="wrong", base_url=srv.base_url).health()
     assert not bad.ok

@@ -114,7 +114,7 @@ async def test_openai_compatible_local_server_needs_no_key(
 async def test_default_reply_echoes_the_prompt(srv: ProviderServer) -> None:
     completion = await collect(_open(srv, "anthropic", "What is rxtokens?"))
     assert completion.text.startswith('You asked: "What is rxtokens?". rxtokens turns')
-    assert completion.finish_reason == "end_turn"
+    assert completion.finish_reason == "stop"
 
 
 async def test_n_greater_than_one(srv: ProviderServer) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from rxtokens import ConfigError
 from rxtokens.inflight import Tool, ToolArgumentsError, ToolRegistry
-from rxtokens.providers._base import normalize_tools
+from rxtokens.providers._tools import tools_for
 from rxtokens.providers.anthropic import Anthropic
 from rxtokens.providers.gemini import Gemini
 from rxtokens.providers.openai import OpenAIChat
@@ -166,7 +166,7 @@ def test_registry_api_and_errors() -> None:
 @pytest.mark.parametrize("provider", [OpenAIChat, Anthropic, Gemini])
 def test_schemas_are_what_the_providers_send(provider: Any) -> None:
     registry = ToolRegistry([weather])
-    assert normalize_tools(registry.schemas()) == registry.schemas()
+    assert tools_for("gemini", registry.schemas()) == registry.schemas()  # the neutral form
     _, body = provider(api_key="k").build_request("m", "hi", tools=registry.schemas(), params={})
     sent = str(body["tools"])
     assert "'city'" in sent

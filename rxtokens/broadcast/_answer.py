@@ -18,6 +18,7 @@ from typing import Any
 from reactivex import abc
 
 from ..completion import CompletionBuilder, attach_partial
+from ..errors import ConfigError
 from ..tokens import Completion
 from ._delivery import _reject, _resolve
 
@@ -34,12 +35,22 @@ class Answer:
             caller feeds each token to `feed` as it arrives.
     """
 
-    __slots__ = ("_builder", "_fed", "_futures", "_listeners", "_result", "_tokens", "feed")
+    __slots__ = (
+        "_builder",
+        "_fed",
+        "_futures",
+        "_listeners",
+        "_refused",
+        "_result",
+        "_tokens",
+        "feed",
+    )
 
     def __init__(self, tokens: list[Any] | None) -> None:
         self._tokens = tokens
         self._fed = 0  # how much of `tokens` the builder has seen
         self._builder: CompletionBuilder | None = None
+        self._refused: ConfigError | None = None  # an item that is not a token
         self.feed: Callable[[Any], None] | None = None
         if tokens is None:
             self._builder = CompletionBuilder()
@@ -48,6 +59,11 @@ class Answer:
         self._listeners: list[abc.ObserverBase[Completion]] = []
         self._futures: dict[asyncio.AbstractEventLoop, asyncio.Future[Completion]] = {}
 
+    @property
+    def from_log(self) -> bool:
+        """The answer is read from a log that keeps every token (not fed as they arrive)."""
+        return self._tokens is not None
+
     def builder(self) -> CompletionBuilder:
         """The builder, caught up with every token so far."""
         builder = self._builder
@@ -55,9 +71,19 @@ class Answer:
             builder = self._builder = CompletionBuilder()
         tokens = self._tokens
         if tokens is not None and self._fed < len(tokens):
-            builder.add_all(tokens[self._fed :])
-            self._fed = len(tokens)
+            fed, self._fed = self._fed, len(tokens)
+            try:
+                builder.add_all(tokens[fed:])
+            except ConfigError as exc:
+                self.refuse(exc)
         return builder
+
+    def refuse(self, error: ConfigError) -> None:
+        """An item that is not a token arrived: the answer fails with `error` (the stream
+        itself goes on: a broadcast may carry anything, only its answer needs tokens)."""
+        if self._refused is None:
+            self._refused = error
+        self.feed = None
 
     def so_far(self) -> Completion:
         """The completion of everything so far (lenient), or the final one once built."""
@@ -73,7 +99,11 @@ class Answer:
     def result(self, end: Exception | None) -> tuple[Completion | None, Exception | None]:
         """The final answer of a stream that ended with `end` (built once, when first asked)."""
         if self._result is None:
-            if end is not None:
+            if end is None and self._refused is None:
+                self.builder()  # (catching up may find an item that is not a token)
+            if end is None and self._refused is not None:
+                self._result = (None, self._refused)
+            elif end is not None:
                 self._result = (None, end)
             else:
                 try:

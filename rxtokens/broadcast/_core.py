@@ -12,7 +12,12 @@ from reactivex.disposable import Disposable, SingleAssignmentDisposable
 from reactivex.subject import Subject
 
 from ..aio import flow_control_scope
-from ..errors import BackpressureOverflowError, BroadcastCancelledError, ReplayGapError
+from ..errors import (
+    BackpressureOverflowError,
+    BroadcastCancelledError,
+    ConfigError,
+    ReplayGapError,
+)
 from ..token_log import LogEnd, MemoryTokenLog, Sequenced, TokenLog
 from ._answer import Answer
 from ._delivery import _noop, _Queued, _Sub
@@ -92,7 +97,11 @@ class BroadcastCore(Generic[_T]):
             self._log.append(token)
             feed = self._feed
             if feed is not None:
-                feed(token)
+                try:
+                    feed(token)
+                except ConfigError as exc:  # not a token: only the final answer fails
+                    self._feed = None
+                    self._answer.refuse(exc)
             for sub in self._subs:
                 try:
                     sub.on_next(token)

@@ -22,6 +22,7 @@ from ._delivery import (
     BroadcastIterator,
     OverflowPolicy,
     _AsyncSink,
+    _noop,
     _Queued,
     _Sub,
     check_policy,
@@ -202,14 +203,32 @@ class Broadcast(BroadcastCore[_T]):
 
     @property
     def observable(self) -> Observable[_T]:
-        """The tokens as an ordinary (inline-delivered) Observable, for ``pipe()``."""
+        """The tokens as an ordinary (inline-delivered) Observable, for ``pipe()``.
 
-        def subscribe(
-            observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            return self.subscribe(observer)
+        ``aggregate()`` over it yields this broadcast's own answer (built once) when it
+        subscribes before the first token, or when the log keeps every token.
+        """
+        return _Tokens(self)
 
-        return reactivex.create(subscribe)
+    def _subscribe_answer(
+        self, observer: abc.ObserverBase[Completion]
+    ) -> abc.DisposableBase | None:
+        """`aggregate()` of `observable`: the answer, if this subscriber sees every token."""
+        with self._lock:
+            if self._seq and not self._answer.from_log:
+                return None  # it joined late: only later tokens are its own
+
+        def on_completed() -> None:  # called under the lock, once the stream ended well
+            completion, error = self._answer.result(None)
+            if completion is None:
+                assert error is not None
+                observer.on_error(error)
+                return
+            observer.on_next(completion)
+            observer.on_completed()
+
+        sub = _Sub(self, self._name_for(None), _noop, _noop, observer.on_error, on_completed)
+        return self._add(sub, after=None, on_gap="oldest")
 
     def pipe(self, *operators: Callable[[Any], Any]) -> Any:
         """``broadcast.observable.pipe(*operators)``."""
@@ -388,3 +407,22 @@ class Broadcast(BroadcastCore[_T]):
             return Disposable(dispose)
 
         return reactivex.create(subscribe)
+
+
+class _Tokens(Observable[_T]):
+    """`Broadcast.observable`: subscribing subscribes to the broadcast (an `AnswerSource`)."""
+
+    def __init__(self, broadcast: Broadcast[_T]) -> None:
+        super().__init__(self._subscribe_tokens)
+        self._broadcast = broadcast
+
+    def _subscribe_tokens(
+        self, observer: abc.ObserverBase[_T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        return self._broadcast.subscribe(observer)
+
+    def subscribe_answer(
+        self, observer: abc.ObserverBase[Completion], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase | None:
+        """See `rxtokens.completion.AnswerSource`."""
+        return self._broadcast._subscribe_answer(observer)

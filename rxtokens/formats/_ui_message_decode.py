@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .._finish import finish_token
 from ..errors import ProviderError, StreamDecodeError, TruncatedStreamError
 from ..sse import SseEvent
 from ..tokens import (
@@ -38,7 +39,16 @@ def is_done(item: Any) -> bool:
     return isinstance(item, str) and item.strip() == "[DONE]"
 
 
-_FROM_SDK_FINISH = {"tool-calls": "tool_calls", "content-filter": "content_filter"}
+_FROM_SDK_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "tool-calls": "tool_calls",
+    "content-filter": "content_filter",
+    "error": "error",
+    "other": "other",
+    "unknown": "other",
+}
+"""The AI SDK's ``finishReason`` -> the normalised reason (unknown values: ``other``)."""
 
 
 USAGE_KEYS = {
@@ -167,14 +177,14 @@ class UIMessageStreamDecoder:
             if usage is not None:
                 out.append(usage)
             reason = chunk.get("finishReason")
-            out.append(Finish(_FROM_SDK_FINISH.get(reason, reason) if reason else None))
+            out.append(finish_token(reason, _FROM_SDK_FINISH) if reason else Finish(None))
             return out
         if kind == "message-metadata":
             usage = _usage_from(chunk.get("messageMetadata"))
             return [usage] if usage is not None else []
         if kind == "abort":
             self._finished = True
-            return [Finish("abort")]
+            return [Finish("other", 0, "abort")]
         if kind == "error":
             raise ProviderError(
                 str(chunk.get("errorText") or "the UI message stream sent an error"),

@@ -4,7 +4,7 @@ What the server's OpenAI-compatible route (``/v1/chat/completions``) sends,
 checked against the official ``openai`` client in the tests. Streaming:
 `ChatChunkEncoder` turns tokens into chunks, `sse_data` frames them as
 ``data: <json>`` events and `DONE_EVENT` ends the stream; non-streaming:
-`chat_completion_body`. Provider finish reasons map to OpenAI's
+`chat_completion_body`. Normalised finish reasons map to OpenAI's
 (`openai_finish_reason`) and `Usage` to its ``usage`` object (`usage_dict`).
 
 Example:
@@ -56,40 +56,17 @@ def sse_data(chunks: Iterable[dict[str, Any]]) -> str:
     return "".join(f"data: {json.dumps(c, ensure_ascii=False)}\n\n" for c in chunks)
 
 
-_FINISH_REASONS = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "content_filter": "content_filter",
-    "function_call": "function_call",
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-    "STOP": "stop",
-    "MAX_TOKENS": "length",
-    "SAFETY": "content_filter",
-    "RECITATION": "content_filter",
-    "PROHIBITED_CONTENT": "content_filter",
-    "BLOCKLIST": "content_filter",
-    "SPII": "content_filter",
-    "MALFORMED_FUNCTION_CALL": "stop",
-    "completed": "stop",
-    "incomplete": "length",
-}
-
-
 def openai_finish_reason(reason: str | None) -> str:
-    """OpenAI's finish reason for a provider's (unknown or None: ``stop``).
+    """OpenAI's finish reason for a normalised one (`Finish.reason`).
+
+    ``stop``, ``length``, ``tool_calls`` and ``content_filter`` are OpenAI's own;
+    ``error``, ``other`` and None have no OpenAI name and are ``stop``.
 
     Example:
-        >>> openai_finish_reason("end_turn"), openai_finish_reason("MAX_TOKENS")
-        ('stop', 'length')
+        >>> openai_finish_reason("tool_calls"), openai_finish_reason("other")
+        ('tool_calls', 'stop')
     """
-    return _FINISH_REASONS.get(reason or "stop", "stop")
+    return reason if reason in ("length", "tool_calls", "content_filter") else "stop"
 
 
 def usage_dict(usage: Usage) -> dict[str, Any]:

@@ -40,7 +40,7 @@ Example:
     >>> enc = UIMessageStreamEncoder("msg-1")
     >>> [c["type"] for c in enc.encode(TextDelta("Hi"))]
     ['start', 'start-step', 'text-start', 'text-delta']
-    >>> enc.encode(Finish("end_turn"))
+    >>> enc.encode(Finish("stop", raw="end_turn"))
     []
     >>> enc.close()[-1]
     {'type': 'finish', 'finishReason': 'stop'}
@@ -65,7 +65,6 @@ from ..tokens import (
     Usage,
 )
 from ._ui_message_decode import USAGE_KEYS, UIMessageStreamDecoder, is_done
-from .openai_chat import openai_finish_reason
 
 __all__ = [
     "DONE_EVENT",
@@ -101,27 +100,25 @@ def error_text(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-_SDK_NAMES = {
-    "tool_calls": "tool-calls",
-    "function_call": "tool-calls",
-    "content_filter": "content-filter",
-}
+_SDK_NAMES = {"tool_calls": "tool-calls", "content_filter": "content-filter"}
 
 
 def sdk_finish_reason(reason: str | None) -> str:
-    """A provider's finish reason as the AI SDK names it (``tool_use`` -> ``tool-calls``).
+    """A normalised finish reason (`Finish.reason`) as the AI SDK names it.
 
-    Provider reasons are first mapped as for OpenAI (`openai_chat.openai_finish_reason`:
-    an unknown one is ``stop``); ``error`` stays ``error``.
+    ``tool_calls`` -> ``tool-calls``, ``content_filter`` -> ``content-filter``;
+    ``stop``, ``length``, ``error`` and ``other`` are the SDK's own; None is ``stop``
+    and anything else ``other``.
 
     Example:
-        >>> sdk_finish_reason("MAX_TOKENS"), sdk_finish_reason("tool_use")
+        >>> sdk_finish_reason("length"), sdk_finish_reason("tool_calls")
         ('length', 'tool-calls')
     """
-    if reason == "error":
-        return "error"
-    openai = openai_finish_reason(reason)
-    return _SDK_NAMES.get(openai, openai)
+    if reason is None:
+        return "stop"
+    if reason in ("stop", "length", "error", "other"):
+        return reason
+    return _SDK_NAMES.get(reason, "other")
 
 
 def _usage_metadata(usage: Usage) -> dict[str, Any]:

@@ -240,9 +240,12 @@ def aggregate() -> Callable[[Observable[StreamToken]], Observable[Completion]]:
     (keyed by ``(choice, index)``, ``id``/``name`` from the first fragment that
     has them, arguments parsed as JSON, an empty string meaning ``{}``) or
     taken whole from a `ToolCall`, which replaces the fragments of the same
-    call. ``finish_reason`` is the provider's raw value from `Finish`; ``usage``
+    call. ``finish_reason`` is the normalised reason of `Finish` (``stop``,
+    ``length``, ``tool_calls`` ...: the same for every provider); ``usage``
     is the latest `Usage`; ``choices`` is sorted by index and always contains
-    choice 0, which the top-level fields mirror. Unknown token kinds are ignored.
+    choice 0, which the top-level fields mirror. Token kinds that carry no part
+    of the answer pass; a `Completion` item is given back; any other item is a
+    `ConfigError`.
 
     Errors: if the source fails with a `StreamError`, the error is forwarded
     with ``.partial`` set to the completion of everything received so far
@@ -329,8 +332,9 @@ def decode_openai_responses() -> Callable[[Observable[SseEvent]], Observable[Str
     (never twice); function calls -> `ToolCallDelta` (the first with
     ``call_id`` and ``name``) then `ToolCall` on
     ``response.function_call_arguments.done``; ``response.completed`` /
-    ``response.incomplete`` -> `Usage` and `Finish` (``completed``, or the
-    incomplete reason such as ``max_output_tokens``) and end the stream.
+    ``response.incomplete`` -> `Usage` and `Finish` (raw ``completed``, or the
+    incomplete reason such as ``max_output_tokens``; normalised ``stop``,
+    ``tool_calls`` when a function was called, ``length`` ...) and end the stream.
 
     Errors: ``response.failed`` and ``error`` -> `ProviderError`; completion
     before a terminal event -> `TruncatedStreamError`; invalid JSON ->
@@ -353,7 +357,7 @@ def decode_openai_responses() -> Callable[[Observable[SseEvent]], Observable[Str
         ...     SseEvent("response.completed",
         ...              '{"type":"response.completed","response":{"status":"completed"}}')]
         >>> reactivex.from_iterable(events).pipe(decode_openai_responses()).run()
-        Finish(reason='completed', index=0)
+        Finish(reason='stop', index=0, raw='completed')
     """
     return _decoder_operator(_OpenAIResponsesDecoder)
 
@@ -402,7 +406,7 @@ def decode_bedrock() -> Callable[[Observable[_EventStreamMessage]], Observable[S
     ``signature`` is not text: ignored), ``toolUse.input`` -> `ToolCallDelta`
     fragments; ``contentBlockStart`` with ``toolUse`` -> `ToolCallDelta`
     (``toolUseId``, ``name``); ``contentBlockStop`` of a tool block ->
-    `ToolCall`; ``messageStop`` -> `Finish` (raw ``stopReason``); ``metadata``
+    `ToolCall`; ``messageStop`` -> `Finish` (normalised, raw ``stopReason``); ``metadata``
     -> `Usage` and the end of the stream; ``messageStart`` is ignored.
 
     Errors: exception messages by ``:exception-type``: ``throttlingException``
@@ -434,7 +438,7 @@ def decode_bedrock() -> Callable[[Observable[_EventStreamMessage]], Observable[S
         >>> reactivex.of(body).pipe(parse_aws_eventstream(), decode_bedrock()).subscribe(
         ...     print)  # doctest: +ELLIPSIS
         TextDelta(text='Hi', index=0)
-        Finish(reason='end_turn', index=0)
+        Finish(reason='stop', index=0, raw='end_turn')
         Usage(input_tokens=3, output_tokens=1, estimated=False)
         <...>
     """
@@ -469,7 +473,7 @@ def decode_gemini() -> Callable[[Observable[SseEvent]], Observable[StreamToken]]
         >>> events = [SseEvent(data='{"candidates": [{"content": {"parts": [{"text": "Hi"}]},'
         ...                         ' "finishReason": "STOP"}]}')]
         >>> reactivex.from_iterable(events).pipe(decode_gemini()).run()
-        Finish(reason='STOP', index=0)
+        Finish(reason='stop', index=0, raw='STOP')
     """
     return _decoder_operator(_GeminiDecoder)
 
@@ -1167,12 +1171,12 @@ def take_budget(
     is not delivered; the one that reaches it is, and the stream stops at
     once. ``max_seconds`` runs from subscription.
 
-    Stopping emits ``Finish(reason, index)`` for every choice that has not
+    Stopping emits ``Finish("length", index)`` for every choice that has not
     finished (choice 0 if none was seen), completes, and disposes the upstream
-    subscription (the HTTP request is cancelled). `reason` is ``"length"`` for
-    the token budget: what OpenAI reports when ``max_tokens`` is reached, so
-    code that treats ``"length"`` as "truncated" works unchanged; and
-    ``"timeout"`` for the time budget.
+    subscription (the HTTP request is cancelled). The reason is ``"length"``
+    (what every provider's reply cut at its ``max_tokens`` is normalised to, so
+    code that treats ``"length"`` as "truncated" works unchanged); for the time
+    budget its ``raw`` is ``"timeout"``.
 
     Marble diagram (max_output_tokens=2)::
 
@@ -1556,6 +1560,6 @@ def from_ui_message_stream() -> Callable[[Observable[_Any]], Observable[StreamTo
         ...     {"type": "text-delta", "id": "t", "delta": "Hi"},
         ...     '{"type":"finish","finishReason":"stop"}', "[DONE]")
         >>> chunks.pipe(from_ui_message_stream(), _ops.to_list()).run()
-        [TextDelta(text='Hi', index=0), Finish(reason='stop', index=0)]
+        [TextDelta(text='Hi', index=0), Finish(reason='stop', index=0, raw='stop')]
     """
     return _from_ui_message_stream_operator()

@@ -12,7 +12,7 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import SingleAssignmentDisposable
 
-from ..completion import CompletionBuilder, attach_partial
+from ..completion import AnswerSource, CompletionBuilder, attach_partial
 from ..tokens import Completion, StreamToken
 
 __all__ = ["CompletionBuilder", "aggregate_operator"]
@@ -22,9 +22,15 @@ def aggregate_operator() -> Callable[[Observable[StreamToken]], Observable[Compl
     """Implementation of `rxtokens.operators.aggregate` (see there)."""
 
     def _aggregate(source: Observable[StreamToken]) -> Observable[Completion]:
+        shared = source if isinstance(source, AnswerSource) else None
+
         def subscribe(
             observer: abc.ObserverBase[Completion], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
+            if shared is not None:  # a Broadcast's tokens: its one answer, when it is ours
+                answer: abc.DisposableBase | None = shared.subscribe_answer(observer, scheduler)
+                if answer is not None:
+                    return answer
             builder = CompletionBuilder()
             add = builder.add
             stopped = False

@@ -1,8 +1,9 @@
 """Budgets: `take_budget` ends a stream cleanly at a token budget or a time limit.
 
-The stream ends with ``Finish("length")`` (token budget) or ``Finish("timeout")``
-(time limit) for each open choice, and the source is disposed. Time comes from
-the scheduler (`clock_of`): virtual time under a ``TestScheduler``.
+The stream ends with ``Finish("length")`` (token budget) or
+``Finish("length", raw="timeout")`` (time limit) for each open choice, and the
+source is disposed. Time comes from the scheduler (`clock_of`): virtual time
+under a ``TestScheduler``.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ def take_budget_operator(
                 stopped = True
                 upstream.dispose()
                 timer.dispose()
+                # a time limit is a length limit too: normalised "length", raw "timeout"
+                raw = None if reason == "length" else reason
                 for index in list(open_choices) if seen_choices else [0]:
-                    observer.on_next(Finish(reason, index))
+                    observer.on_next(Finish("length", index, raw))
                 observer.on_completed()
 
             def on_next(token: Any) -> None:

@@ -13,9 +13,12 @@ from collections.abc import Sequence
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any, Literal
 
+import regex
+
 from ..errors import ConfigError
 from ..tokens import StreamToken
 from ._kinds import TEXT_KINDS, new_token
+from ._pattern_limits import TimedPattern, active_limits, check_pattern_limits
 
 __all__ = ["BOUNDARIES", "Boundary", "ChunkProcessor", "compile_boundary"]
 
@@ -85,9 +88,11 @@ def compile_boundary(boundary: Boundary) -> _Splitter:
             re.compile(leading) if leading else None,
             space=boundary == "word",
         )
+    limits = active_limits()  # a boundary from a spec: bounded (see _pattern_limits.py)
     if isinstance(boundary, re.Pattern):
         pattern = boundary
     elif isinstance(boundary, str):
+        check_pattern_limits(boundary, "chunk_by", limits)
         try:
             pattern = re.compile(boundary)
         except re.error as exc:
@@ -113,6 +118,10 @@ def compile_boundary(boundary: Boundary) -> _Splitter:
     # Lookarounds and anchors need context: search the whole buffer for those.
     simple = not re.search(r"\\[bBAZ]|\(\?<?[=!]|[$^]", pattern.pattern)
     behind: int | None = high - 1 if simple and high < sre_parse.MAXREPEAT else None
+    if limits is not None and isinstance(boundary, str):
+        # `re` has no time budget: the same pattern with `regex`, which has one.
+        timed: Any = TimedPattern(regex.compile(boundary), limits.timeout, "chunk_by")
+        return _Splitter(timed, behind, 0)
     return _Splitter(pattern, behind, 0)
 
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from pydantic_core import from_json as fast_loads
 from reactivex import Observable
 
+from .._finish import finish_token, normal_finish
 from ..errors import StreamDecodeError
 from ..sse import SseEvent
 from ..tokens import (
@@ -54,7 +55,9 @@ __all__ = [
     "decoder_operator",
     "fast_loads",
     "field_error",
+    "finish_token",
     "loads",
+    "normal_finish",
     "parse_json",
     "shown",
     "strict_loads",
@@ -166,7 +169,7 @@ _FIELD_TYPES: dict[Any, dict[str, _Types]] = {
         "choice": _INT,
     },
     Usage: {name: _OPTIONAL_INT for name in Usage._fields if name != "estimated"},
-    Finish: {"reason": _STR, "index": _INT},
+    Finish: {"reason": _STR, "index": _INT, "raw": _OPTIONAL_STR},
 }
 """The type each field of a decoded token must have (exact types: ``True`` is no count)."""
 

@@ -16,7 +16,6 @@ from typing import Any
 from ..errors import ProviderError, StreamDecodeError, StreamError, TruncatedStreamError
 from ..sse import SseEvent
 from ..tokens import (
-    Finish,
     ReasoningDelta,
     StreamToken,
     TextDelta,
@@ -24,12 +23,23 @@ from ..tokens import (
     ToolCallDelta,
     Usage,
 )
-from ._decode import check_tokens, decode_error, fast_loads, shown, strict_loads
+from ._decode import check_tokens, decode_error, fast_loads, finish_token, shown, strict_loads
 from ._decode_openai import complete_tool_call
 
 __all__ = ["AnthropicDecoder"]
 
 _PROVIDER = "anthropic"
+
+FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+    "pause_turn": "other",
+}
+"""Anthropic ``stop_reason`` -> the normalised reason (`finish_token`)."""
 
 
 class _ToolBlock:
@@ -169,7 +179,7 @@ class AnthropicDecoder:
             delta = obj.get("delta") or {}
             reason = delta.get("stop_reason")
             if reason is not None:
-                tokens.append(Finish(reason))
+                tokens.append(finish_token(reason, FINISH))
             return tokens
         if kind == "message_start":
             usage = (obj.get("message") or {}).get("usage")

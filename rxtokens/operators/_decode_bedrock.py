@@ -27,13 +27,23 @@ from ..errors import (
     TruncatedStreamError,
 )
 from ..eventstream import EventStreamMessage, HeaderValue
-from ..tokens import Finish, ReasoningDelta, StreamToken, TextDelta, ToolCallDelta, Usage
-from ._decode import decode_error, fast_loads, strict_loads
+from ..tokens import ReasoningDelta, StreamToken, TextDelta, ToolCallDelta, Usage
+from ._decode import decode_error, fast_loads, finish_token, strict_loads
+from ._decode_anthropic import FINISH as ANTHROPIC_FINISH
 from ._decode_openai import complete_tool_call
 
 __all__ = ["EXCEPTION_STATUS", "BedrockDecoder"]
 
 _PROVIDER = "bedrock"
+
+FINISH = {
+    **ANTHROPIC_FINISH,  # Converse names the common reasons as Anthropic does (end_turn ...)
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+    "malformed_model_output": "error",
+    "malformed_tool_use": "error",
+}
+"""Bedrock Converse ``stopReason`` -> the normalised reason (`finish_token`)."""
 
 EXCEPTION_STATUS = {
     "throttlingException": 429,
@@ -68,7 +78,7 @@ class BedrockDecoder:
     ``redactedContent`` are not text: ignored, as ``signature_delta`` is for
     Anthropic); ``contentBlockStop`` of a tool block -> `ToolCall` with the
     parsed input. Tool calls are numbered 0, 1, ... in order of appearance.
-    ``messageStop`` -> `Finish` with the raw ``stopReason`` (``end_turn``,
+    ``messageStop`` -> `Finish` (normalised by `FINISH`) with the raw ``stopReason`` (``end_turn``,
     ``tool_use``, ``max_tokens``, ``stop_sequence``, ``guardrail_intervened``,
     ``content_filtered``) and a `ToolCall` for any tool block still open;
     ``metadata`` -> `Usage` (``inputTokens``, ``outputTokens``, ``cacheReadInputTokens``,
@@ -173,7 +183,7 @@ class BedrockDecoder:
         if kind == "messageStop":
             self._stopped = True
             tokens: list[StreamToken] = [self._finish(index) for index in list(self._tools)]
-            tokens.append(Finish(obj.get("stopReason")))
+            tokens.append(finish_token(obj.get("stopReason"), FINISH))
             return tokens
         if kind == "metadata":
             self._done = True

@@ -13,12 +13,34 @@ from typing import Any
 
 from ..errors import ProviderError, StreamError, TruncatedStreamError
 from ..sse import SseEvent
-from ..tokens import Finish, ReasoningDelta, StreamToken, TextDelta, ToolCall, Usage
-from ._decode import check_tokens, decode_error, fast_loads, strict_loads
+from ..tokens import ReasoningDelta, StreamToken, TextDelta, ToolCall, Usage
+from ._decode import check_tokens, decode_error, fast_loads, finish_token, strict_loads
 
 __all__ = ["GeminiDecoder"]
 
 _PROVIDER = "gemini"
+
+_FILTERED = "content_filter"
+FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": _FILTERED,
+    "RECITATION": _FILTERED,
+    "PROHIBITED_CONTENT": _FILTERED,
+    "BLOCKLIST": _FILTERED,
+    "SPII": _FILTERED,
+    "IMAGE_SAFETY": _FILTERED,
+    "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
+}
+"""Gemini ``finishReason`` -> the normalised reason (`finish_token`); ``STOP`` with a
+``functionCall`` part is ``tool_calls``. Others (``LANGUAGE``, ``OTHER``) are ``other``."""
+
+BLOCKED = {
+    reason: _FILTERED
+    for reason in ("SAFETY", "OTHER", "BLOCKLIST", "PROHIBITED_CONTENT", "IMAGE_SAFETY")
+}
+"""``promptFeedback.blockReason`` -> the normalised reason: the prompt was refused."""
 
 
 class GeminiDecoder:
@@ -115,14 +137,14 @@ class GeminiDecoder:
             reason = candidate.get("finishReason")
             if reason:
                 self._open.discard(index)
-                finishes.append(Finish(reason, index))
+                finishes.append(finish_token(reason, FINISH, index, index in self._calls))
                 if not self._open:
                     self._done = True
             elif not self._done:
                 self._open.add(index)
         feedback = chunk.get("promptFeedback")
         if feedback and feedback.get("blockReason"):
-            finishes.append(Finish(feedback["blockReason"]))
+            finishes.append(finish_token(feedback["blockReason"], BLOCKED))
             self._done = True
             self._open.clear()
         meta = chunk.get("usageMetadata")

@@ -19,7 +19,6 @@ from typing import Any
 from ..errors import ProviderError, StreamDecodeError, StreamError, TruncatedStreamError
 from ..sse import SseEvent
 from ..tokens import (
-    Finish,
     ReasoningDelta,
     RefusalDelta,
     StreamToken,
@@ -28,11 +27,29 @@ from ..tokens import (
     ToolCallDelta,
     Usage,
 )
-from ._decode import check_tokens, decode_error, fast_loads, loads, strict_loads
+from ._decode import check_tokens, decode_error, fast_loads, finish_token, loads, strict_loads
 
 __all__ = ["OpenAIChatDecoder", "OpenAIResponsesDecoder", "complete_tool_call"]
 
 _PROVIDER = "openai"
+
+CHAT_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+"""OpenAI chat ``finish_reason`` -> the normalised reason (`finish_token`)."""
+
+RESPONSES_FINISH = {
+    "completed": "stop",
+    "incomplete": "length",
+    "max_output_tokens": "length",
+    "content_filter": "content_filter",
+}
+"""Responses status / ``incomplete_details.reason`` -> the normalised reason; a
+completed response that called a tool is ``tool_calls``."""
 
 
 def complete_tool_call(
@@ -180,7 +197,7 @@ class OpenAIChatDecoder:
                 if reason is not None:
                     if index in self._open:
                         self._close_call(index, tokens)
-                    tokens.append(Finish(reason, index))
+                    tokens.append(finish_token(reason, CHAT_FINISH, index))
         usage = chunk.get("usage")
         if usage:
             tokens.append(_openai_usage(usage))
@@ -268,8 +285,9 @@ class OpenAIResponsesDecoder:
     ``response.function_call_arguments.done`` (or the item's
     ``response.output_item.done``) -> `ToolCall`. Tool calls are numbered
     0, 1, ... in order of appearance. ``response.completed`` /
-    ``response.incomplete`` -> `Usage` and `Finish` (the status, or the
-    incomplete reason such as ``max_output_tokens``) and end the stream;
+    ``response.incomplete`` -> `Usage` and `Finish` (raw: the status, or the
+    incomplete reason such as ``max_output_tokens``; normalised by `RESPONSES_FINISH`,
+    ``tool_calls`` when a function was called) and end the stream;
     ``response.failed`` and ``error`` raise `ProviderError`. Other events
     (``response.created``, ``content_part`` ...) carry nothing to emit.
 
@@ -384,7 +402,7 @@ class OpenAIResponsesDecoder:
             details = response.get("incomplete_details")
             if kind == "response.incomplete" and details and details.get("reason"):
                 reason = details["reason"]
-            tokens.append(Finish(reason))
+            tokens.append(finish_token(reason, RESPONSES_FINISH, 0, bool(self._calls)))
             return tokens
         if kind == "response.failed":
             response = obj.get("response") or {}

@@ -33,6 +33,7 @@ from typing import Any
 import regex
 
 from ..errors import ConfigError
+from ._pattern_limits import TimedPattern, active_limits, check_pattern_limits
 
 __all__ = ["PatternSpec", "compile_pattern"]
 
@@ -348,6 +349,8 @@ def compile_pattern(
     if not isinstance(replacement, str):
         raise ConfigError(f"{what}: replacement must be a str, not {replacement!r}")
     flags &= ~re.UNICODE  # implied for str patterns; regex spells it the same
+    limits = active_limits()  # a pattern from a spec: bounded (see _pattern_limits.py)
+    check_pattern_limits(source, what, limits)
     try:
         compiled = regex.compile(source, flags)
     except (regex.error, ValueError, TypeError) as exc:
@@ -399,6 +402,10 @@ def compile_pattern(
             except re.error as exc:
                 raise ConfigError(f"{what}: invalid replacement {replacement!r}: {exc}") from None
     context = max(1, behind + 1)
+    if limits is not None:
+        compiled, exposed, probe = (
+            TimedPattern(p, limits.timeout, what) for p in (compiled, exposed, probe)
+        )
     return PatternSpec(
         compiled, exposed, probe, window, context, replacement, prefilter, undecided, first
     )

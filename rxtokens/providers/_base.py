@@ -25,7 +25,6 @@ __all__ = [
     "Provider",
     "is_local_url",
     "normalize_messages",
-    "normalize_tools",
 ]
 
 MAX_EVENT_BYTES = 16 * 1024 * 1024
@@ -101,36 +100,6 @@ def normalize_messages(messages: Messages) -> list[dict[str, Any]]:
         result.append(dict(message))
     if not result:
         raise ConfigError("messages must not be empty")
-    return result
-
-
-def normalize_tools(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """Neutral tool dicts ``{"name", "description", "parameters"}`` (validated, copied).
-
-    OpenAI-shaped tools (``{"type": "function", "function": {...}}``) are accepted too.
-    """
-    if tools is None:
-        return []
-    if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Sequence):
-        raise ConfigError(f"tools must be a list of tool dicts, got {tools!r}")
-    result: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, Mapping):
-            raise ConfigError(f"tool {i} must be a dict, got {tool!r}")
-        spec = tool.get("function") if tool.get("type") == "function" else tool
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
-            raise ConfigError(
-                f"tool {i} needs a 'name' (neutral form: {{'name', 'description', "
-                f"'parameters'}}), got {tool!r}"
-            )
-        params = spec.get("parameters", spec.get("input_schema"))
-        result.append(
-            {
-                "name": spec["name"],
-                "description": spec.get("description", ""),
-                "parameters": dict(params) if params else {"type": "object", "properties": {}},
-            }
-        )
     return result
 
 

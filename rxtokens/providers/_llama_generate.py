@@ -343,7 +343,7 @@ def _generate(llm: Llama, request: _Request, sink: _Sink) -> None:
     text = utf8.flush()
     if text:
         emit(TextDelta(text))
-    emit(Finish(finish))
+    emit(Finish(finish, 0, finish))  # llama.cpp's own reasons are the normalised ones
     emit(Usage(n_prompt, completion_count))
     sink.completed()
 

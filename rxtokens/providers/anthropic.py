@@ -9,9 +9,10 @@ from reactivex import Observable
 
 from ..operators import decode_anthropic
 from ..tokens import Completion, StreamToken
-from ._base import Capabilities, HttpProvider, Messages, normalize_messages, normalize_tools
+from ._base import Capabilities, HttpProvider, Messages, normalize_messages
 from ._http import Timeouts
 from ._record import MessageFormat, ProviderRecord, ToolOutcome, tool_call_id, tool_result_text
+from ._tools import tools_for
 
 __all__ = [
     "ANTHROPIC_MESSAGES",
@@ -76,16 +77,9 @@ class Anthropic(HttpProvider):
                 body["system"] = [
                     {"type": "text", "text": s} if isinstance(s, str) else s for s in system
                 ]
-        neutral = normalize_tools(tools)
-        if neutral:
-            body["tools"] = [
-                {
-                    "name": t["name"],
-                    **({"description": t["description"]} if t["description"] else {}),
-                    "input_schema": t["parameters"],
-                }
-                for t in neutral
-            ]
+        converted = tools_for("anthropic", tools)
+        if converted:
+            body["tools"] = converted
         body.update(params)
         return f"{self.base_url}/v1/messages", body
 

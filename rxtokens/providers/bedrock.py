@@ -37,10 +37,10 @@ from ._base import (
     Messages,
     is_local_url,
     normalize_messages,
-    normalize_tools,
 )
 from ._http import HttpRequest, Timeouts
 from ._record import MessageFormat, ProviderRecord, ToolOutcome, tool_call_id, tool_result_text
+from ._tools import tools_for
 
 __all__ = [
     "BEDROCK_MESSAGES",
@@ -305,20 +305,9 @@ def converse_body(
         inference["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
     if inference:
         body["inferenceConfig"] = inference
-    neutral = normalize_tools(tools)
-    if neutral:
-        body["toolConfig"] = {
-            "tools": [
-                {
-                    "toolSpec": {
-                        "name": t["name"],
-                        **({"description": t["description"]} if t["description"] else {}),
-                        "inputSchema": {"json": t["parameters"]},
-                    }
-                }
-                for t in neutral
-            ]
-        }
+    converted = tools_for("bedrock", tools)
+    if converted:
+        body["toolConfig"] = {"tools": converted}
     body.update(params)
     return body
 

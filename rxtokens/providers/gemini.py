@@ -11,9 +11,10 @@ from reactivex import Observable
 from ..errors import ConfigError
 from ..operators import decode_gemini
 from ..tokens import Completion, StreamToken
-from ._base import Capabilities, HttpProvider, Messages, normalize_messages, normalize_tools
+from ._base import Capabilities, HttpProvider, Messages, normalize_messages
 from ._http import Timeouts
 from ._record import MessageFormat, ProviderRecord, ToolOutcome
+from ._tools import tools_for
 
 __all__ = ["GEMINI_MESSAGES", "GENERATION_CONFIG_NAMES", "RECORD", "Gemini", "gemini"]
 
@@ -72,9 +73,9 @@ class Gemini(HttpProvider):
         body: dict[str, Any] = {"contents": contents}
         if system:
             body["systemInstruction"] = {"parts": system}
-        neutral = normalize_tools(tools)
-        if neutral:
-            body["tools"] = [{"functionDeclarations": neutral}]
+        declarations = tools_for("gemini", tools)
+        if declarations:
+            body["tools"] = [{"functionDeclarations": declarations}]
         given = params.pop("generation_config", None) or {}
         if not isinstance(given, Mapping):
             raise ConfigError(f"generation_config must be a dict, got {given!r}")

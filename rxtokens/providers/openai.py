@@ -17,9 +17,10 @@ from reactivex import Observable
 from ..errors import ConfigError
 from ..operators import decode_openai_chat, decode_openai_responses
 from ..tokens import Completion, StreamToken
-from ._base import Capabilities, HttpProvider, Messages, normalize_messages, normalize_tools
+from ._base import Capabilities, HttpProvider, Messages, normalize_messages
 from ._http import Timeouts
 from ._record import MessageFormat, ProviderRecord, ToolOutcome, tool_call_id, tool_result_text
+from ._tools import tools_for
 
 __all__ = [
     "OPENAI_MESSAGES",
@@ -84,9 +85,9 @@ class OpenAIChat(_OpenAIProvider):
         }
         if self.include_usage:
             body["stream_options"] = {"include_usage": True}
-        neutral = normalize_tools(tools)
-        if neutral:
-            body["tools"] = [{"type": "function", "function": t} for t in neutral]
+        converted = tools_for("openai_chat", tools)
+        if converted:
+            body["tools"] = converted
         body.update(params)
         return f"{self.base_url}/chat/completions", body
 
@@ -155,9 +156,9 @@ class OpenAIResponses(_OpenAIProvider):
             "input": messages if isinstance(messages, str) else normalize_messages(messages),
             "stream": True,
         }
-        neutral = normalize_tools(tools)
-        if neutral:
-            body["tools"] = [{"type": "function", **t} for t in neutral]
+        converted = tools_for("openai_responses", tools)
+        if converted:
+            body["tools"] = converted
         body.update(params)
         return f"{self.base_url}/responses", body
 

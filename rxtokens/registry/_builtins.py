@@ -19,6 +19,7 @@ import regex
 
 from .. import operators as o
 from ..errors import ConfigError
+from ..operators._pattern_limits import SPEC_LIMITS, check_pattern_limits
 from ..tokens import TOKEN_TYPES
 from . import _presets
 from ._entries import (
@@ -39,6 +40,7 @@ __all__ = ["keep_types", "preset"]
 def _compiles(pattern: Any) -> None:
     if not isinstance(pattern, str):
         return
+    check_pattern_limits(pattern, "", SPEC_LIMITS)  # before compiling: a{999999999}
     try:
         regex.compile(pattern)
     except (regex.error, ValueError) as exc:

@@ -25,6 +25,7 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..launch import check_name
+from ..operators._pattern_limits import untrusted_patterns
 from ._params import kwargs_of, params_model_from_signature, summary_of, validate_params
 from ._sinks import TokenSink
 
@@ -73,12 +74,15 @@ class OperatorEntry:
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Validate and normalise `params` (raises `ParamError`); the factory is tried too."""
-        return validate_params(self.name, self.params, params, lambda kw: self.factory(**kw))
+        with untrusted_patterns():
+            return validate_params(self.name, self.params, params, lambda kw: self.factory(**kw))
 
     def build(self, params: Mapping[str, Any]) -> TokenOperator:
-        """The operator for `params`."""
+        """The operator for `params` (regexes in them bounded: they are data, see
+        `rxtokens.operators._pattern_limits`)."""
         try:
-            return self.factory(**kwargs_of(self.params, params))
+            with untrusted_patterns():
+                return self.factory(**kwargs_of(self.params, params))
         except ValidationError as exc:
             raise ConfigError(str(exc)) from None
 

@@ -21,7 +21,7 @@ from reactivex import Observable
 
 from ..errors import ConfigError
 from ..tokens import StreamToken
-from .errors import _Abort, _error, _redacted_traceback
+from .errors import _Abort, _error, _redacted_traceback, redacted_aiohttp_logs
 from .page import _index, _static
 from .proxy import _chat_completions, _models
 from .state import READ_TOKEN_KEY, STATE_KEY, Operator, ServerState, UpstreamFactory
@@ -237,6 +237,7 @@ def create_app(
     app.router.add_post("/v1/ui/chat", ui_chat)
     app.router.add_get("/v1/ui/chat/{chat_id}/stream", ui_chat_resume)
     app.on_shutdown.append(_on_shutdown)
+    app.cleanup_ctx.append(redacted_aiohttp_logs(state))
     if isinstance(upstream, str) and upstream.startswith("testing:") and "base_url" not in options:
         app.cleanup_ctx.append(_demo_upstream(options, demo_delay))
     return app

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -61,6 +62,59 @@ def _describe(exc: BaseException, secrets_: Sequence[str]) -> tuple[str, str]:
 def _redacted_traceback(exc: BaseException, secrets_: Sequence[str]) -> str:
     """The traceback of `exc` for the server log, secrets masked."""
     return _mask("".join(traceback.format_exception(exc)), secrets_)
+
+
+AIOHTTP_LOGGERS = (
+    "aiohttp.access",
+    "aiohttp.client",
+    "aiohttp.internal",
+    "aiohttp.server",
+    "aiohttp.web",
+    "aiohttp.websocket",
+)
+"""aiohttp's own loggers: their lines (access log, "Error handling request" tracebacks,
+bad HTTP messages) are written by aiohttp, not by the server's code."""
+
+
+class _SecretFilter(logging.Filter):
+    """Masks the server's secrets (by value) and key-like strings in a log record."""
+
+    def __init__(self, secrets_: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = secrets_
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler to report
+            return True
+        masked = _mask(message, self.secrets)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = "".join(traceback.format_exception(record.exc_info[1])).rstrip("\n")
+            record.exc_text, record.exc_info = _mask(text, self.secrets), None
+        elif record.exc_text:
+            record.exc_text = _mask(record.exc_text, self.secrets)
+        return True
+
+
+def redacted_aiohttp_logs(state: ServerState) -> Any:
+    """A cleanup context (``app.cleanup_ctx``): while the app runs, aiohttp's own log
+    lines have the server's secrets masked, as the server's own lines have."""
+
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        secret_filter = _SecretFilter(state.secrets)
+        loggers = [logging.getLogger(name) for name in AIOHTTP_LOGGERS]
+        for logger in loggers:
+            logger.addFilter(secret_filter)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(secret_filter)
+
+    return context
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

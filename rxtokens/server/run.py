@@ -161,6 +161,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--max-streams", type=int, default=64)
     parser.add_argument("--max-clients", type=int, default=1024)
+    parser.add_argument(
+        "--max-clients-per-stream",
+        type=int,
+        help="open event-stream connections of one stream (default: max-clients / 2)",
+    )
+    parser.add_argument(
+        "--max-clients-per-credential",
+        type=int,
+        help="open event-stream connections per bearer or read token (default: max-clients / 4)",
+    )
+    parser.add_argument(
+        "--write-timeout",
+        type=float,
+        default=30.0,
+        help="seconds one write to a client may take before it is dropped (default 30)",
+    )
+    parser.add_argument(
+        "--max-pending",
+        type=int,
+        default=10_000,
+        help="tokens a client may fall behind before it is dropped (default 10000)",
+    )
+    parser.add_argument(
+        "--max-body", type=int, default=64 * 1024, help="request body bytes (default 65536)"
+    )
     parser.add_argument("--retention", type=float, default=600.0)
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument(
@@ -189,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "idle_timeout": args.idle_timeout,
         "max_streams": args.max_streams,
         "max_clients": args.max_clients,
+        "max_clients_per_stream": args.max_clients_per_stream,
+        "max_clients_per_credential": args.max_clients_per_credential,
+        "write_timeout": args.write_timeout,
+        "max_pending": args.max_pending,
+        "max_body": args.max_body,
         "retention": args.retention,
         "grace": args.grace,
     }

@@ -25,7 +25,9 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._finish import normal_finish
 from ..errors import ConfigError
+from ..operators import _decode_anthropic, _decode_bedrock, _decode_gemini, _decode_openai
 from ..tokens import Choice, Completion, ToolCall, Usage
 from .script import (
     Ids,
@@ -779,6 +781,16 @@ def _check_format(fmt: str) -> None:
         raise ConfigError(f"unknown wire format {fmt!r}; known: {list(FORMATS)}")
 
 
+FINISH_TABLES: dict[str, Mapping[str, str]] = {
+    "openai_chat": _decode_openai.CHAT_FINISH,
+    "openai_responses": _decode_openai.RESPONSES_FINISH,
+    "anthropic": _decode_anthropic.FINISH,
+    "gemini": _decode_gemini.FINISH,
+    "bedrock": _decode_bedrock.FINISH,
+}
+"""Each wire format's decoder table of finish reasons (raw -> normalised)."""
+
+
 def expected_completion(script: Script, fmt: str) -> Completion:
     """The `Completion` that decoding ``encode(fmt, script)`` and aggregating must give.
 
@@ -795,13 +807,17 @@ def expected_completion(script: Script, fmt: str) -> Completion:
         for i, call in enumerate(script.tool_calls)
     ]
     if fmt == "openai_chat":
-        finish = default_finish(script, "stop", "tool_calls")
+        raw = default_finish(script, "stop", "tool_calls")
     elif fmt == "openai_responses":
-        finish = script.finish_reason or "completed"
+        raw = script.finish_reason or "completed"
     elif fmt in ("anthropic", "bedrock"):
-        finish = default_finish(script, "end_turn", "tool_use")
+        raw = default_finish(script, "end_turn", "tool_use")
     else:
-        finish = default_finish(script, "STOP", "STOP")
+        raw = default_finish(script, "STOP", "STOP")
+    # what the decoder normalises it to (Gemini and Responses: a tool call makes stop tool_calls)
+    called = bool(tools) and fmt in ("gemini", "openai_responses")
+    finish = normal_finish(raw, FINISH_TABLES[fmt], called)
+    others = normal_finish(default_finish(script, "stop", "stop"), FINISH_TABLES[fmt])
     refusal = "".join(script.refusal_deltas()) if fmt.startswith("openai") else ""
     has_refusal = fmt.startswith("openai") and script.refusal is not None
     n = max(1, script.n) if fmt == "openai_chat" else 1
@@ -815,7 +831,7 @@ def expected_completion(script: Script, fmt: str) -> Completion:
                 reasoning=reasoning,
                 refusal=refusal,
                 tool_calls=tools if c == 0 else [],
-                finish_reason=finish if c == 0 else default_finish(script, "stop", "stop"),
+                finish_reason=finish if c == 0 else others,
             )
         )
     first = choices[0]
