@@ -139,7 +139,7 @@ class RedisTokenLog:
         self._pending: list[Any] | deque[Any] = []
         self._kicked = False
         self._written = 0
-        self._builder = CompletionBuilder()
+        self._builder: CompletionBuilder | None = CompletionBuilder()
         self._failure: StoreUnavailableError | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
@@ -332,8 +332,11 @@ class RedisTokenLog:
         commands: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         last = self._written + len(batch)
         if batch:
-            if self._mirror.tokens is None:  # a bounded mirror: build the answer as we go
-                self._builder.add_all(batch)
+            if self._mirror.tokens is None and self._builder is not None:
+                try:  # a bounded mirror: build the answer as we go
+                    self._builder.add_all(batch)
+                except Exception:  # not tokens (a log of other values): no answer
+                    self._builder = None
             entry_id, fields = encode_batch(self._written + 1, list(batch))
             retain = self.retain
             minid = None if retain is None else f"{max(0, last - retain + 1)}-0"
@@ -359,15 +362,21 @@ class RedisTokenLog:
         await self._retry(execute)
         self._written = last
 
-    def _answer(self) -> Completion:
+    def _answer(self) -> Completion | None:
+        """The final answer for the end marker (None when the log holds other values)."""
         builder = self._builder
         everything = self._mirror.tokens
-        if everything is not None:  # the mirror holds every token: build the answer once
-            builder = CompletionBuilder().add_all(everything)
         try:
-            return builder.build()
+            if everything is not None:  # the mirror holds every token: build the answer once
+                builder = CompletionBuilder().add_all(everything)
+            if builder is None:
+                return None
+            try:
+                return builder.build()
+            except Exception:
+                return builder.build(strict=False)
         except Exception:
-            return builder.build(strict=False)
+            return None
 
     async def _retry(self, command: Callable[[], Any]) -> Any:
         """Run `command` until it succeeds or `store_timeout` has passed."""
