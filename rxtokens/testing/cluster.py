@@ -39,7 +39,7 @@ class RedisServer:
     def __init__(self, executable: str) -> None:
         self.executable = executable
         self.port = free_port()
-        self.dir = tempfile.TemporaryDirectory(prefix="rxtokens-redis-")
+        self.dir: tempfile.TemporaryDirectory[str] | None = None  # made by `start`
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -47,6 +47,8 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        if self.dir is None:
+            self.dir = tempfile.TemporaryDirectory(prefix="rxtokens-redis-")
         self.process = subprocess.Popen(
             [
                 self.executable,
@@ -79,7 +81,9 @@ class RedisServer:
 
     def close(self) -> None:
         self.stop()
-        self.dir.cleanup()
+        if self.dir is not None:
+            self.dir.cleanup()
+            self.dir = None
 
 
 TOKEN = "cluster-t0ken"
