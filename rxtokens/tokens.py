@@ -177,6 +177,7 @@ class _UsageFields(NamedTuple):
     cache_read_input_tokens: int | None = None
     cache_write_input_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cached: bool = False
 
 
 _USAGE_ALWAYS_SHOWN = ("input_tokens", "output_tokens", "estimated")
@@ -201,15 +202,20 @@ class Usage(_Kind, _UsageFields):
       ``reasoning_tokens``, Gemini ``thoughtsTokenCount``).
     - `estimated`: True when rxtokens counted the tokens itself (tiktoken) because the
       provider reported none.
+    - `cached`: True when the answer was replayed from rxtokens' response cache
+      (`rxtokens.cache`): no request was made, the counts are those of the recorded
+      answer. (The provider's own prompt cache is `cache_read_input_tokens`.)
 
-    Each is None where the provider does not report it; the repr leaves out the
-    cache and reasoning counts when they are None.
+    Each is None where the provider does not report it; the repr and the JSON leave out
+    the cache and reasoning counts when they are None, and `cached` when False.
 
     Example:
         >>> Usage(10, 5)
         Usage(input_tokens=10, output_tokens=5, estimated=False)
         >>> Usage(10, 5, cache_read_input_tokens=8).total_tokens
         15
+        >>> Usage(10, 5, cached=True)
+        Usage(input_tokens=10, output_tokens=5, estimated=False, cached=True)
     """
 
     __slots__ = ()
@@ -219,7 +225,7 @@ class Usage(_Kind, _UsageFields):
         shown = ", ".join(
             f"{name}={value!r}"
             for name, value in zip(self._fields, self, strict=True)
-            if value is not None or name in _USAGE_ALWAYS_SHOWN
+            if (value is not None and value is not False) or name in _USAGE_ALWAYS_SHOWN
         )
         return f"Usage({shown})"
 
@@ -450,8 +456,11 @@ def token_to_dict(token: Any) -> dict[str, Any]:
     """
     data: dict[str, Any] = {"type": token.type}
     data.update(zip(token._fields, token, strict=True))
-    if type(token) is Finish and token.raw is None:
+    kind = type(token)
+    if kind is Finish and token.raw is None:
         del data["raw"]  # a Finish an operator made: its JSON is what it was before `raw`
+    elif kind is Usage and not token.cached:
+        del data["cached"]  # the JSON of uncached usage is what it was before the cache
     return data
 
 

@@ -23,18 +23,19 @@ from rxtokens.errors import (
     ReplayGapError,
     StoreUnavailableError,
 )
+from rxtokens.testing.cluster import RedisServer
 from rxtokens.token_log import LogEnd, LogRead, MemoryTokenLog, Sequenced, TokenLog
 from rxtokens.tokens import Finish, TextDelta
-from tests.redis_helpers import RedisServer, redis_server
+from tests._redis import redis_process
 
-__all__ = ["redis_server"]
+__all__ = ["redis_process"]  # the fixture, imported for pytest
 
 _keys = itertools.count()
 
 
 @pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    redis = connect(redis_server.url)
+async def client(redis_process: RedisServer) -> AsyncIterator[Redis]:
+    redis = connect(redis_process.url)
     yield redis
     await redis.aclose()
 
@@ -48,7 +49,7 @@ async def make_log(request: pytest.FixtureRequest) -> AsyncIterator[LogFactory]:
     if request.param == "memory":
         yield MemoryTokenLog
         return
-    server: RedisServer = request.getfixturevalue("redis_server")
+    server: RedisServer = request.getfixturevalue("redis_process")
     made: list[RedisTokenLog] = []
 
     def make(retain: int | None) -> RedisTokenLog:
@@ -126,9 +127,9 @@ async def _all(client: Redis, key: str, **kwargs: Any) -> list[Any]:
 
 
 async def test_tokens_go_to_redis_in_batches_with_the_final_answer(
-    redis_server: RedisServer, client: Redis
+    redis_process: RedisServer, client: Redis
 ) -> None:
-    log = RedisTokenLog(redis_server.url, "batched", ttl=60)
+    log = RedisTokenLog(redis_process.url, "batched", ttl=60)
     tokens = [TextDelta(f"w{i} ") for i in range(200)]
     b: Broadcast[Any] = Broadcast(reactivex.from_iterable([*tokens, Finish("stop")]), log=log)
     b.connect()
@@ -144,9 +145,9 @@ async def test_tokens_go_to_redis_in_batches_with_the_final_answer(
 
 
 async def test_a_reader_resumes_after_any_seq_with_no_gap_or_duplicate(
-    redis_server: RedisServer, client: Redis
+    redis_process: RedisServer, client: Redis
 ) -> None:
-    log = RedisTokenLog(redis_server.url, "resume")
+    log = RedisTokenLog(redis_process.url, "resume")
     for i in range(30):
         log.append(TextDelta(str(i)))
         if i % 7 == 0:
@@ -156,14 +157,14 @@ async def test_a_reader_resumes_after_any_seq_with_no_gap_or_duplicate(
     for after in (0, 1, 6, 7, 8, 29, 30):
         items = await _all(client, "resume", after=after)
         assert [i.seq for i in items[:-1]] == list(range(after + 1, 31))
-    text = (await collect(from_log(redis_server.url, "resume", after=10))).text
+    text = (await collect(from_log(redis_process.url, "resume", after=10))).text
     assert text == "".join(str(i) for i in range(10, 30))
 
 
-async def test_a_live_reader_follows_the_producer(redis_server: RedisServer) -> None:
-    log = RedisTokenLog(redis_server.url, "live")
+async def test_a_live_reader_follows_the_producer(redis_process: RedisServer) -> None:
+    log = RedisTokenLog(redis_process.url, "live")
     await log.started()
-    reading = asyncio.ensure_future(to_list(from_log(redis_server.url, "live", sequenced=True)))
+    reading = asyncio.ensure_future(to_list(from_log(redis_process.url, "live", sequenced=True)))
     for i in range(5):
         log.append(TextDelta(str(i)))
         await asyncio.sleep(0.01)
@@ -174,9 +175,9 @@ async def test_a_live_reader_follows_the_producer(redis_server: RedisServer) -> 
 
 
 async def test_retention_trims_old_tokens_and_a_resume_before_them_is_a_gap(
-    redis_server: RedisServer, client: Redis
+    redis_process: RedisServer, client: Redis
 ) -> None:
-    log = RedisTokenLog(redis_server.url, "trim", retain=5)
+    log = RedisTokenLog(redis_process.url, "trim", retain=5)
     for i in range(40):
         log.append(TextDelta(str(i)))
         if i % 4 == 0:
@@ -192,30 +193,30 @@ async def test_retention_trims_old_tokens_and_a_resume_before_them_is_a_gap(
 
 
 async def test_the_error_and_its_partial_reach_every_reader_typed(
-    redis_server: RedisServer,
+    redis_process: RedisServer,
 ) -> None:
     for error, kind in (
         (ProviderError("overloaded"), RemoteStreamError),
         (BroadcastCancelledError("stop"), BroadcastCancelledError),
     ):
         key = f"failed:{kind.__name__}"
-        log = RedisTokenLog(redis_server.url, key)
+        log = RedisTokenLog(redis_process.url, key)
         source = reactivex.concat(
             reactivex.of(TextDelta("par"), TextDelta("tial")), reactivex.throw(error)
         )
         Broadcast(source, log=log).connect()
         await log.flushed()
         with pytest.raises(kind) as caught:
-            await collect(from_log(redis_server.url, key))
+            await collect(from_log(redis_process.url, key))
         assert caught.value.partial is not None
         assert caught.value.partial.text == "partial"
     assert isinstance(caught.value, BroadcastCancelledError)
 
 
 async def test_a_dead_producer_is_reported_with_the_partial_answer(
-    redis_server: RedisServer,
+    redis_process: RedisServer,
 ) -> None:
-    client = connect(redis_server.url)
+    client = connect(redis_process.url)
     log = RedisTokenLog(client, "dying", heartbeat=0.1)
     log.append(TextDelta("half "))
     log.append(TextDelta("done"))
@@ -225,7 +226,7 @@ async def test_a_dead_producer_is_reported_with_the_partial_answer(
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(ProducerLostError) as caught:
-        await collect(from_log(redis_server.url, "dying", heartbeat=0.1))
+        await collect(from_log(redis_process.url, "dying", heartbeat=0.1))
     assert loop.time() - started < 4 * 0.1 + 1.0  # LOST_AFTER + 1 heartbeats, plus slack
     assert caught.value.partial is not None
     assert caught.value.partial.text == "half done"
@@ -233,15 +234,15 @@ async def test_a_dead_producer_is_reported_with_the_partial_answer(
 
 
 async def test_an_unreachable_redis_fails_the_writer_and_the_reader_typed(
-    redis_server: RedisServer,
+    redis_process: RedisServer,
 ) -> None:
     failures: list[StoreUnavailableError] = []
-    log = RedisTokenLog(redis_server.url, "outage", heartbeat=0.1, on_failure=failures.append)
+    log = RedisTokenLog(redis_process.url, "outage", heartbeat=0.1, on_failure=failures.append)
     await log.started()
-    reading = asyncio.ensure_future(collect(from_log(redis_server.url, "outage", heartbeat=0.1)))
+    reading = asyncio.ensure_future(collect(from_log(redis_process.url, "outage", heartbeat=0.1)))
     log.append(TextDelta("a"))
     await asyncio.sleep(0.2)
-    redis_server.stop()
+    redis_process.stop()
     log.append(TextDelta("b"))
     async with asyncio.timeout(10):
         with pytest.raises(StoreUnavailableError):
@@ -252,12 +253,12 @@ async def test_an_unreachable_redis_fails_the_writer_and_the_reader_typed(
     assert failures[0] is log.failure
     log.append(TextDelta("c"))  # kept locally, no longer queued
     assert log.read(after=2).entries == [Sequenced(3, TextDelta("c"))]
-    redis_server.start()  # service resumes: a new log writes again
-    fresh = RedisTokenLog(redis_server.url, "after-outage")
+    redis_process.start()  # service resumes: a new log writes again
+    fresh = RedisTokenLog(redis_process.url, "after-outage")
     fresh.append(TextDelta("ok"))
     fresh.close(LogEnd())
     await fresh.flushed()
-    assert (await collect(from_log(redis_server.url, "after-outage"))).text == "ok"
+    assert (await collect(from_log(redis_process.url, "after-outage"))).text == "ok"
 
 
 @pytest.mark.parametrize(

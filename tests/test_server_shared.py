@@ -13,16 +13,10 @@ import pytest
 
 from rxtokens.sse import SseEvent, SseParser
 from rxtokens.testing import ProviderServer, Reply, Script
-from tests.redis_helpers import (
-    HEARTBEAT,
-    TOKEN,
-    RedisServer,
-    ServerProcess,
-    cluster,
-    redis_server,
-)
+from rxtokens.testing.cluster import HEARTBEAT, TOKEN, RedisServer, ServerProcess, cluster
+from tests._redis import redis_process
 
-__all__ = ["redis_server"]
+__all__ = ["redis_process"]  # the fixture, imported for pytest
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WORDS = 60
@@ -41,19 +35,21 @@ async def provider() -> AsyncIterator[ProviderServer]:
 
 
 @pytest.fixture
-def three(redis_server: RedisServer, provider: ProviderServer) -> Iterator[list[ServerProcess]]:
-    with cluster(redis_server.url, provider.base_url_for("openai"), 3, "--grace", "0.3") as servers:
+def three(redis_process: RedisServer, provider: ProviderServer) -> Iterator[list[ServerProcess]]:
+    with cluster(
+        redis_process.url, provider.base_url_for("openai"), 3, "--grace", "0.3"
+    ) as servers:
         yield servers
 
 
 @pytest.fixture
 def three_calm(
-    redis_server: RedisServer, provider: ProviderServer
+    redis_process: RedisServer, provider: ProviderServer
 ) -> Iterator[list[ServerProcess]]:
     """Three processes with a 1 s heartbeat (the default): hundreds of clients arriving at
     once stall a process's loop on a loaded 2-core machine for longer than 3 x 0.2 s."""
     base_url = provider.base_url_for("openai")
-    with cluster(redis_server.url, base_url, 3, heartbeat=1.0) as servers:
+    with cluster(redis_process.url, base_url, 3, heartbeat=1.0) as servers:
         yield servers
 
 
@@ -199,10 +195,10 @@ async def test_the_last_reader_leaving_on_b_cancels_the_upstream_on_a(
 
 
 async def test_sigkill_of_the_producer_gives_producer_lost_with_the_partial(
-    redis_server: RedisServer, provider: ProviderServer, session: aiohttp.ClientSession
+    redis_process: RedisServer, provider: ProviderServer, session: aiohttp.ClientSession
 ) -> None:
     provider.default = Reply(script=_words(2000), delay=0.02)
-    with cluster(redis_server.url, provider.base_url_for("openai"), 3) as (a, b, c):
+    with cluster(redis_process.url, provider.base_url_for("openai"), 3) as (a, b, c):
         stream_id = (await start(session, a))["id"]
         readers = [
             asyncio.ensure_future(events(session, server, stream_id)) for server in (b, c, b)
@@ -238,9 +234,9 @@ async def _read_then_kill(
 
 
 async def test_a_reader_whose_process_dies_resumes_elsewhere_with_nothing_lost(
-    redis_server: RedisServer, provider: ProviderServer, session: aiohttp.ClientSession
+    redis_process: RedisServer, provider: ProviderServer, session: aiohttp.ClientSession
 ) -> None:
-    with cluster(redis_server.url, provider.base_url_for("openai"), 3) as (a, b, c):
+    with cluster(redis_process.url, provider.base_url_for("openai"), 3) as (a, b, c):
         stream_id = (await start(session, a))["id"]
         got: list[SseEvent] = []
         with pytest.raises(aiohttp.ClientPayloadError):
@@ -251,14 +247,14 @@ async def test_a_reader_whose_process_dies_resumes_elsewhere_with_nothing_lost(
 
 
 async def test_a_redis_outage_ends_streams_typed_refuses_new_ones_and_recovers(
-    redis_server: RedisServer, provider: ProviderServer, session: aiohttp.ClientSession
+    redis_process: RedisServer, provider: ProviderServer, session: aiohttp.ClientSession
 ) -> None:
     provider.default = Reply(script=_words(2000), delay=0.02)
-    with cluster(redis_server.url, provider.base_url_for("openai"), 2) as (a, b):
+    with cluster(redis_process.url, provider.base_url_for("openai"), 2) as (a, b):
         stream_id = (await start(session, a))["id"]
         readers = [asyncio.ensure_future(events(session, s, stream_id)) for s in (a, b)]
         await asyncio.sleep(0.5)
-        redis_server.stop()
+        redis_process.stop()
         async with asyncio.timeout(30):
             results = await asyncio.gather(*readers)
         for got in results:
@@ -269,7 +265,7 @@ async def test_a_redis_outage_ends_streams_typed_refuses_new_ones_and_recovers(
         ) as response:
             assert response.status == 503
             assert "Redis" in (await response.json())["error"]["message"]
-        redis_server.start()
+        redis_process.start()
         provider.default = Reply(script=_words(5), delay=0.0)
         stream_id = (await start(session, b))["id"]
         got = await events(session, a, stream_id)

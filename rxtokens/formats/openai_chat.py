@@ -72,7 +72,8 @@ def openai_finish_reason(reason: str | None) -> str:
 def usage_dict(usage: Usage) -> dict[str, Any]:
     """`Usage` as OpenAI's ``usage`` object (unknown counts are 0), with
     ``prompt_tokens_details.cached_tokens`` and ``completion_tokens_details.reasoning_tokens``
-    when the upstream reported them.
+    when the upstream reported them, and ``rxtokens_cached: true`` for an answer replayed
+    from rxtokens' response cache.
 
     Example:
         >>> usage_dict(Usage(3, 5))
@@ -91,6 +92,8 @@ def usage_dict(usage: Usage) -> dict[str, Any]:
         body["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_input_tokens}
     if usage.reasoning_tokens is not None:
         body["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.cached:  # replayed from rxtokens' response cache (no upstream request)
+        body["rxtokens_cached"] = True
     return body
 
 

@@ -36,6 +36,7 @@ from ._aggregate import aggregate_operator as _aggregate_operator
 from ._backpressure import buffer_operator as _buffer_operator
 from ._backpressure import coalesce_operator as _coalesce_operator
 from ._budget import take_budget_operator as _take_budget_operator
+from ._cache import cache_operator as _cache_operator
 from ._chunk_by import Boundary as Boundary
 from ._chunk_by import ChunkProcessor as _ChunkProcessor
 from ._chunk_by import compile_boundary as _compile_boundary
@@ -96,6 +97,7 @@ __all__ = [
     "ToolRegistry",
     "adaptive_backpressure",
     "aggregate",
+    "cache",
     "chunk_by",
     "count_tokens",
     "decode_anthropic",
@@ -899,6 +901,64 @@ def smooth(
         >>> tokens.pipe(smooth(0.02), observe_on(AsyncIOScheduler(loop)))  # doctest: +SKIP
     """
     return _smooth_operator(delay, chunking, scheduler)
+
+
+def cache(
+    store: _Any,
+    key: str,
+    *,
+    pace: _Literal["instant", "recorded"] = "instant",
+    ttl: float | None = None,
+    scheduler: _abc.SchedulerBase | None = None,
+) -> _TokenOperator:
+    """Answer from a response cache: a hit replays the recorded tokens, a miss streams
+    live and records.
+
+    At subscription the operator looks `key` up in `store`. A miss subscribes the
+    source, passes every token through and records it with its time offset; only an
+    answer that completes is stored (an error, a truncated stream, a subscription
+    disposed early, an empty stream or ``Finish("error")`` store nothing). A hit never
+    subscribes the source: it replays the recorded tokens, each `Usage` marked
+    ``cached=True`` (a ``Usage(cached=True)`` is added at the end when the answer had
+    none), at once (``pace="instant"``) or at the offsets they were recorded at
+    (``pace="recorded"``, timed on the scheduler). A store that fails counts as a miss.
+
+    This operator needs the key from you; `rxtokens.providers.CachedProvider` wraps
+    a provider and derives it from the request itself (`rxtokens.providers.cache_key`),
+    which is the safer way to cache provider calls.
+
+    Marble diagram (pace="recorded"; a, b recorded 1 and 3 ticks after the request)::
+
+        first subscription (miss):  -a-b|   source subscribed, recorded
+        second subscription (hit):  -a-b(u|)  u = Usage(cached=True); source not subscribed
+
+    Args:
+        store: a `rxtokens.cache.CacheStore` (`MemoryCache`, `SqliteCache`, `RedisCache`).
+        key: the cache key (any non-empty string; `cache_key` makes a stable one).
+        pace: ``"instant"`` or ``"recorded"``.
+        ttl: seconds this answer lives (None: the store's default).
+        scheduler: the replay's timers and the recording's clock (default: the
+            subscription's scheduler, else the running asyncio loop for
+            ``"recorded"``, else the current thread).
+
+    Raises:
+        ConfigError: an empty key, an unknown pace, a store without get/put, a bad ttl.
+
+    Example:
+        >>> import reactivex
+        >>> from rxtokens.cache import MemoryCache
+        >>> from rxtokens.tokens import Finish, TextDelta
+        >>> store, calls = MemoryCache(), []
+        >>> def source():
+        ...     calls.append(1)
+        ...     return reactivex.of(TextDelta("Hi"), Finish("stop"))
+        >>> answer = reactivex.defer(lambda _: source()).pipe(cache(store, "greeting"))
+        >>> answer.pipe(aggregate()).run().text, answer.pipe(aggregate()).run().usage
+        ('Hi', Usage(input_tokens=None, output_tokens=None, estimated=False, cached=True))
+        >>> len(calls)
+        1
+    """
+    return _cache_operator(store, key, pace, ttl, scheduler)
 
 
 def rate_limit(

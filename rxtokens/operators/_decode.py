@@ -168,7 +168,7 @@ _FIELD_TYPES: dict[Any, dict[str, _Types]] = {
         "arguments": (dict,),
         "choice": _INT,
     },
-    Usage: {name: _OPTIONAL_INT for name in Usage._fields if name != "estimated"},
+    Usage: {name: _OPTIONAL_INT for name in Usage._fields if name not in ("estimated", "cached")},
     Finish: {"reason": _STR, "index": _INT, "raw": _OPTIONAL_STR},
 }
 """The type each field of a decoded token must have (exact types: ``True`` is no count)."""

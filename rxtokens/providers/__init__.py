@@ -62,6 +62,7 @@ from .anthropic import RECORD as _ANTHROPIC
 from .anthropic import Anthropic, anthropic
 from .bedrock import RECORD as _BEDROCK
 from .bedrock import Bedrock, bedrock
+from .cached import CachedProvider, cache_key
 from .gemini import RECORD as _GEMINI
 from .gemini import Gemini, gemini
 from .llama import RECORD as _LLAMA
@@ -86,6 +87,7 @@ __all__ = [
     "PROVIDER_ENTRY_POINTS",
     "Anthropic",
     "Bedrock",
+    "CachedProvider",
     "Capabilities",
     "FunctionProvider",
     "Gemini",
@@ -103,6 +105,7 @@ __all__ = [
     "add_provider",
     "anthropic",
     "bedrock",
+    "cache_key",
     "close_sessions",
     "find_provider",
     "from_anthropic_stream",

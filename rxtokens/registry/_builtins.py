@@ -136,6 +136,8 @@ def _register() -> None:
     op("metrics", o.metrics, interval=_positive)
     op("take_budget", o.take_budget, {"max_output_tokens": 256})
     op("retry_with_backoff", o.retry_with_backoff)
+    # not `cache`: its store is an object (a spec could only name a file or a Redis URL,
+    # which a client must never choose on a server); the server caches with --cache
     op("filter", keep_types)
     op("preset", preset, {"name": "safe"}, name=_preset_name)
 

@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 from aiohttp import web
 from reactivex import Observable
 
+from ..cache import CacheStore, open_store
 from ..errors import ConfigError
 from ..tokens import StreamToken
 from .errors import _Abort, _error, _redacted_traceback, redacted_aiohttp_logs
@@ -77,6 +78,7 @@ def create_app(
     message_format: str | None = None,
     redis_url: str | None = None,
     redis_heartbeat: float = 1.0,
+    cache: str | CacheStore | None = None,
 ) -> web.Application:
     """The aiohttp application (see the module docstring for routes and security).
 
@@ -135,6 +137,13 @@ def create_app(
             see `rxtokens.server.shared`; needs ``rxtokens[redis]``).
         redis_heartbeat: seconds between the shared streams' heartbeats (the
             failure bounds are a few of them).
+        cache: a response cache for the configured upstream: ``"memory"``,
+            ``"sqlite:PATH"``, ``"redis://HOST:PORT/DB"`` or a `rxtokens.cache`
+            store. A request whose key (`rxtokens.providers.cache_key`: upstream,
+            model, messages, tools, parameters) matches a stored answer is replayed
+            without calling the upstream, through the same formats, its `Usage`
+            marked ``cached``; the pipeline still runs. Specs and launch strings
+            are never cached.
 
     Raises:
         ConfigError: invalid arguments.
@@ -179,7 +188,8 @@ def create_app(
     if upstream_options is not None and not isinstance(upstream_options, Mapping):
         raise ConfigError(f"upstream_options must be a dict, got {upstream_options!r}")
     options = dict(upstream_options or {})
-    make_upstream, model = _make_upstream(upstream, options)
+    store = None if cache is None else open_store(cache)
+    make_upstream, model = _make_upstream(upstream, options, store)
     operators = _make_operators(pipeline)
     ui_format = _message_format(upstream, message_format)
 

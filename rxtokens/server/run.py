@@ -18,6 +18,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from ..aio import run_sync
+from ..cache import open_store
 from ..errors import ConfigError
 from .app import create_app
 from .state import app_token
@@ -203,6 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--redis-heartbeat", type=float, default=1.0, help="seconds between shared heartbeats"
     )
+    parser.add_argument(
+        "--cache",
+        metavar="STORE",
+        help="a response cache for the upstream: memory, sqlite:PATH or redis://HOST:PORT/DB "
+        "(an identical request is replayed without calling the upstream)",
+    )
+    parser.add_argument(
+        "--cache-ttl", type=float, metavar="SECONDS", help="how long cached answers live"
+    )
     args = parser.parse_args(argv)
     options: dict[str, Any] = {
         "upstream": args.upstream,
@@ -227,6 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.redis:
         options.update(redis_url=args.redis, redis_heartbeat=args.redis_heartbeat)
     token = os.environ.get(args.token_env) if args.token_env else None
+    if args.cache_ttl is not None and not args.cache:
+        parser.error("--cache-ttl needs --cache")
+    try:
+        if args.cache:
+            options["cache"] = open_store(args.cache, ttl=args.cache_ttl)
+    except ConfigError as exc:
+        parser.error(str(exc))
     if token:
         options["token"] = token
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

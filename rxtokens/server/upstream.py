@@ -8,25 +8,57 @@ from typing import Any
 
 from reactivex import Observable
 
+from ..cache import CacheStore
 from ..errors import ConfigError
 from ..inflight import ToolRegistry, dispatch_tools, run_agent
-from ..providers import PROVIDERS, get_provider, provider_record, provider_records, stream
+from ..operators import cache
+from ..providers import (
+    PROVIDERS,
+    cache_key,
+    get_provider,
+    provider_record,
+    provider_records,
+    stream,
+)
 from ..spec import parse_operators
 from ..tokens import StreamToken
 from ..ui_messages import RESPONSES, check_format
 from .state import Operator, UpstreamFactory
 
 
+def _cached(
+    make: Callable[[Any, dict[str, Any]], Observable[StreamToken]],
+    store: CacheStore | None,
+    name: str,
+    model: str,
+    keyed: Mapping[str, Any],
+) -> Callable[[Any, dict[str, Any]], Observable[StreamToken]]:
+    """`make` answering from `store` when a request's key matches (`cache_key` of the
+    upstream `name`, `model`, the messages, tools and parameters, and `keyed` config)."""
+    if store is None:
+        return make
+
+    def cached(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
+        rest = dict(params)
+        tools = rest.pop("tools", None)
+        key = cache_key(name, model, messages, tools=tools, **keyed, **rest)
+        return make(messages, params).pipe(cache(store, key))
+
+    return cached
+
+
 def _make_upstream(
-    upstream: str | UpstreamFactory, options: Mapping[str, Any]
+    upstream: str | UpstreamFactory, options: Mapping[str, Any], store: CacheStore | None = None
 ) -> tuple[Callable[[Any, dict[str, Any]], Observable[StreamToken]], str | None]:
     if callable(upstream):
+        name = getattr(upstream, "__qualname__", type(upstream).__name__)
+        keyed = {"upstream": f"{getattr(upstream, '__module__', '')}.{name}"}
         factory = upstream
 
         def custom(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
             return factory(messages, params)
 
-        return custom, None
+        return _cached(custom, store, "function", "", keyed), None
     if not isinstance(upstream, str) or ":" not in upstream:
         raise ConfigError(
             f"upstream must be a 'provider:model' id (e.g. 'testing:demo', "
@@ -42,11 +74,13 @@ def _make_upstream(
     if provider_record(name).env_vars:  # refuse to start rather than fail every request
         get_provider(name, **{k: options[k] for k in ("api_key", "base_url") if k in options})
     config = options  # the same dict: a demo upstream fills in its base_url at startup
+    # keyed: the base_url configured now (not the demo's, which changes at each start)
+    keyed = {"base_url": options["base_url"]} if "base_url" in options else {}
 
     def provider(messages: Any, params: dict[str, Any]) -> Observable[StreamToken]:
         return stream(upstream, messages, **config, **params)
 
-    return provider, model
+    return _cached(provider, store, name, model, keyed), model
 
 
 def _make_operators(pipeline: Operator | Sequence[Operator] | str | None) -> list[Operator]:
