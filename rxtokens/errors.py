@@ -22,7 +22,10 @@
     │   ├── StreamTimeoutError (asyncio.TimeoutError)  connect/first token/idle/progress/total
     │   ├── BackpressureOverflowError            a bounded buffer overflowed (policy "error")
     │   ├── PatternTimeoutError                  a regex from a spec exceeded its time budget
-    │   └── BroadcastCancelledError              a broadcast stopped before its upstream ended
+    │   ├── BroadcastCancelledError              a broadcast stopped before its upstream ended
+    │   ├── RemoteStreamError                    a stream read from a shared log ended in error
+    │   │   └── ProducerLostError                the process writing a shared stream died
+    │   └── StoreUnavailableError                the shared stream store (Redis) is unreachable
 
 Every `StreamError` has ``.partial``: the `Completion` of everything received
 before the failure, so no text is ever lost. Aggregating stages (`aggregate()`,
@@ -50,13 +53,16 @@ __all__ = [
     "LaunchSyntaxError",
     "ParamError",
     "PatternTimeoutError",
+    "ProducerLostError",
     "ProviderError",
     "ProviderHTTPError",
     "ProviderNotInstalledError",
     "RateLimitError",
+    "RemoteStreamError",
     "ReplayGapError",
     "RxTokensError",
     "SpecError",
+    "StoreUnavailableError",
     "StreamDecodeError",
     "StreamError",
     "StreamTimeoutError",
@@ -418,3 +424,45 @@ class BroadcastCancelledError(StreamError):
         >>> isinstance(BroadcastCancelledError("cancelled"), StreamError)
         True
     """
+
+
+class RemoteStreamError(StreamError):
+    """A stream read from a shared token log ended with an error raised in another process.
+
+    `error_type` is the original error's type (its class name, or the server's
+    ``cancelled``); it is also what the server sends as the ``event: error`` type.
+
+    Example:
+        >>> RemoteStreamError("upstream failed", error_type="ProviderError").error_type
+        'ProviderError'
+    """
+
+    def __init__(self, message: str, *, error_type: str, partial: Completion | None = None) -> None:
+        super().__init__(message, partial=partial)
+        self.error_type = error_type
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(error_type={self.error_type!r}, message={self.message!r})"
+
+
+class ProducerLostError(RemoteStreamError):
+    """The process producing a shared stream stopped heartbeating before it ended the stream.
+
+    Example:
+        >>> ProducerLostError("gone").error_type
+        'producer_lost'
+    """
+
+    def __init__(self, message: str, *, partial: Completion | None = None) -> None:
+        super().__init__(message, error_type="producer_lost", partial=partial)
+
+
+class StoreUnavailableError(StreamError):
+    """The shared stream store (Redis) could not be reached for longer than the bound.
+
+    Example:
+        >>> StoreUnavailableError("redis down").error_type
+        'store_unavailable'
+    """
+
+    error_type = "store_unavailable"

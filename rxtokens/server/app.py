@@ -76,6 +76,8 @@ def create_app(
     tools: Any = None,
     max_steps: int = 5,
     message_format: str | None = None,
+    redis_url: str | None = None,
+    redis_heartbeat: float = 1.0,
     cache: str | CacheStore | None = None,
 ) -> web.Application:
     """The aiohttp application (see the module docstring for routes and security).
@@ -132,6 +134,11 @@ def create_app(
             (`run_agent`); 1 runs the tools without a follow-up (`dispatch_tools`).
         message_format: how ``/v1/ui/chat`` writes the history for the upstream
             (None: the upstream provider's format; OpenAI chat for a function).
+        redis_url: ``redis://HOST:PORT``: share ``/v1/streams`` with every server
+            started with the same Redis (read, resume, inspect, cancel on any;
+            see `rxtokens.server.shared`; needs ``rxtokens[redis]``).
+        redis_heartbeat: seconds between the shared streams' heartbeats (the
+            failure bounds are a few of them).
         cache: a response cache for the configured upstream: ``"memory"``,
             ``"sqlite:PATH"``, ``"redis://HOST:PORT/DB"`` or a `rxtokens.cache`
             store. A request whose key (`rxtokens.providers.cache_key`: upstream,
@@ -225,6 +232,12 @@ def create_app(
         middlewares=[_errors_middleware, _headers_middleware, _cors_middleware, _auth_middleware],
     )
     app[STATE_KEY] = state
+    if redis_url is not None:
+        # imported here: `redis` is an optional extra, loaded only when streams are shared
+        from .shared import SharedStreams
+
+        state.shared = SharedStreams(redis_url, heartbeat=redis_heartbeat, ttl=retention)
+        app.cleanup_ctx.append(state.shared.context)
     app.router.add_get("/", _index)
     app.router.add_get("/static/{name}", _static)
     app.router.add_post("/v1/streams", _create_stream)
@@ -361,9 +374,14 @@ async def _auth_middleware(request: web.Request, handler: _Handler) -> web.Strea
     if given is not None and _same(given, state.token):
         return await handler(request)
     if given is not None and stream_get:
-        stream = state.streams.get(request.path.split("/")[3])
-        if stream is not None and _same(given, stream.read_token):
-            request[READ_TOKEN_KEY] = stream.read_token
+        stream_id = request.path.split("/")[3]
+        stream = state.streams.get(stream_id)
+        if stream is not None and not stream.remote:
+            if _same(given, stream.read_token):
+                request[READ_TOKEN_KEY] = stream.read_token
+                return await handler(request)
+        elif state.shared is not None and await state.shared.read_token_ok(stream_id, given):
+            request[READ_TOKEN_KEY] = given  # a stream another process produces
             return await handler(request)
     return _error(
         401,

@@ -15,9 +15,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import BroadcastCancelledError
+from ..errors import BroadcastCancelledError, RemoteStreamError, StoreUnavailableError
 from ..providers._http import redact
-from .state import ServerState
+from .state import ServerState, _Stream
 
 BODY_TIMEOUT = 30.0
 """Seconds a request body may take to arrive (a slow sender gets 408)."""
@@ -50,7 +50,12 @@ def _mask(text: str, secrets_: Sequence[str]) -> str:
 
 def _describe(exc: BaseException, secrets_: Sequence[str]) -> tuple[str, str]:
     """``(type, message)`` of an exception for clients, with secrets and key-like strings masked."""
-    kind = "cancelled" if isinstance(exc, BroadcastCancelledError) else type(exc).__name__
+    if isinstance(exc, BroadcastCancelledError):
+        kind = "cancelled"
+    elif isinstance(exc, RemoteStreamError | StoreUnavailableError):
+        kind = exc.error_type  # producer_lost, store_unavailable, or the remote error's type
+    else:
+        kind = type(exc).__name__
     return kind, _mask(str(exc) or kind, secrets_)
 
 
@@ -148,3 +153,39 @@ def _check_capacity(state: ServerState) -> None:
             "retry when one has ended",
             **{"Retry-After": "1"},
         )
+
+
+def _last_event_id(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None:
+        raw = request.query.get("last_event_id", "")
+    raw = raw.strip()
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise _Abort(
+            400, "invalid_request_error", f"Last-Event-ID must be a sequence number, got {raw!r}"
+        )
+    return int(raw)
+
+
+def _check_client_limits(state: ServerState, stream: _Stream, credential: str | None) -> None:
+    """429 beyond `max_clients`, the per-stream or the per-credential limit."""
+    if len(state.queues) >= state.max_clients:
+        limit = f"{state.max_clients} event streams are open already (max_clients)"
+    elif len(stream.readers) >= state.max_clients_per_stream:
+        limit = (
+            f"{state.max_clients_per_stream} clients read this stream already "
+            "(max_clients_per_stream)"
+        )
+    elif (
+        credential is not None
+        and state.credential_clients.get(credential, 0) >= state.max_clients_per_credential
+    ):
+        limit = (
+            f"{state.max_clients_per_credential} event streams are open with this read token "
+            "already (max_clients_per_credential)"
+        )
+    else:
+        return
+    raise _Abort(429, "too_many_clients", limit, **{"Retry-After": "1"})

@@ -196,6 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="close connections without a complete request after this many seconds",
     )
     parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="redis://HOST:PORT: share streams with every server using this Redis "
+        "(read, resume, inspect and cancel any stream on any process; needs rxtokens[redis])",
+    )
+    parser.add_argument(
+        "--redis-heartbeat", type=float, default=1.0, help="seconds between shared heartbeats"
+    )
+    parser.add_argument(
         "--cache",
         metavar="STORE",
         help="a response cache for the upstream: memory, sqlite:PATH or redis://HOST:PORT/DB "
@@ -225,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.base_url:
         options["upstream_options"] = {"base_url": args.base_url}
+    if args.redis:
+        options.update(redis_url=args.redis, redis_heartbeat=args.redis_heartbeat)
     token = os.environ.get(args.token_env) if args.token_env else None
     if args.cache_ttl is not None and not args.cache:
         parser.error("--cache-ttl needs --cache")

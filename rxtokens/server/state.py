@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from aiohttp import web
 from reactivex import Observable, abc
@@ -14,6 +14,9 @@ from reactivex import Observable, abc
 from ..broadcast import Broadcast
 from ..errors import BroadcastCancelledError
 from ..tokens import Completion, StreamToken
+
+if TYPE_CHECKING:  # shared.py builds on this module (and needs the optional `redis` extra)
+    from .shared import SharedStreams
 
 __all__ = ["STATE_KEY", "Operator", "ServerState", "UpstreamFactory", "app_token"]
 
@@ -47,6 +50,10 @@ class _Stream:
     purge: asyncio.TimerHandle | None = None
     error: BaseException | None = None
     final: asyncio.Future[Completion] | None = None
+    remote: bool = False
+    """A relay here of a stream another process produces (``redis_url``)."""
+    remote_readers: int = 0
+    """Other processes reading this stream (``redis_url``; refreshed every heartbeat)."""
 
     def __repr__(self) -> str:
         return f"_Stream(id={self.id!r}, read_token='***', status={self.status!r})"
@@ -100,6 +107,8 @@ class ServerState:
     credential_clients: dict[str, int] = field(default_factory=dict)
     chats: int = 0
     closing: bool = False
+    shared: SharedStreams | None = None
+    """Streams shared through Redis (``create_app(redis_url=...)``), else None."""
 
     def __repr__(self) -> str:
         token = None if self.token is None else "***"
@@ -112,7 +121,9 @@ class ServerState:
     @property
     def running(self) -> int:
         """Streams and chat completions in progress (what `max_streams` limits)."""
-        return self.chats + sum(1 for s in self.streams.values() if s.finished_at is None)
+        return self.chats + sum(
+            1 for s in self.streams.values() if s.finished_at is None and not s.remote
+        )
 
 
 STATE_KEY: web.AppKey[ServerState] = web.AppKey("rxtokens_server_state", ServerState)

@@ -32,7 +32,14 @@ from ..errors import BroadcastCancelledError, ConfigError, ProviderNotInstalledE
 from ..formats.events import PING, done_event, error_event, retry_block, token_event
 from ..spec import PipelineSpec, parse_launch
 from ..tokens import Completion, StreamToken
-from .errors import _Abort, _check_capacity, _describe, _json_body
+from .errors import (
+    _Abort,
+    _check_capacity,
+    _check_client_limits,
+    _describe,
+    _json_body,
+    _last_event_id,
+)
 from .state import READ_TOKEN_KEY, STATE_KEY, ServerState, _Stream
 
 log = logging.getLogger("rxtokens.server")
@@ -125,7 +132,16 @@ async def _create_stream(request: web.Request) -> web.StreamResponse:
     keep_alive = data.get("keep_alive", False)
     if not isinstance(keep_alive, bool):
         raise _Abort(400, "invalid_request_error", "'keep_alive' must be true or false")
-    stream = start_stream(state, _source_for(state, data), keep_alive=keep_alive)
+    shared = state.shared
+    if shared is not None:
+        await shared.check()  # 503 while Redis is unreachable: no stream kept in memory only
+    stream = start_stream(state, _source_for(state, data), keep_alive=keep_alive, shared=True)
+    if shared is not None:
+        try:
+            await shared.register(stream)
+        except _Abort:
+            stream.broadcast.cancel()
+            raise
     stream_id = stream.id
     return web.json_response(
         {
@@ -139,12 +155,23 @@ async def _create_stream(request: web.Request) -> web.StreamResponse:
 
 
 def start_stream(
-    state: ServerState, source: Observable[StreamToken], *, keep_alive: bool = False
+    state: ServerState,
+    source: Observable[StreamToken],
+    *,
+    keep_alive: bool = False,
+    shared: bool = False,
 ) -> _Stream:
-    """Start `source` as a new stream of the app (a `Broadcast`, replay all), not yet read."""
+    """Start `source` as a new stream of the app (a `Broadcast`, replay all), not yet read.
+
+    With `shared` and the app's ``redis_url``, its tokens go to a Redis token log
+    (register it with ``state.shared.register`` so other processes find it).
+    """
     stream_id = secrets.token_urlsafe(16)
+    token_log = None
+    if shared and state.shared is not None:
+        source, token_log = state.shared.attach(stream_id, source)
     broadcast: Broadcast[Any] = Broadcast(
-        source, replay="all", keep_alive=keep_alive, name=f"stream-{stream_id[:6]}"
+        source, replay="all", keep_alive=keep_alive, name=f"stream-{stream_id[:6]}", log=token_log
     )
     stream = _Stream(stream_id, secrets.token_urlsafe(16), broadcast, keep_alive)
     state.streams[stream_id] = stream
@@ -168,6 +195,8 @@ def _finished(state: ServerState, stream: _Stream, fut: asyncio.Future[Completio
         stream.hold.dispose()
         stream.hold = None
     _arm_purge(state, stream)
+    if state.shared is not None:
+        state.shared.on_finished(stream)
     ended = [s for s in state.streams.values() if s.finished_at is not None and not s.clients]
     if len(ended) > state.max_retained:  # memory bound: drop the oldest ended streams
         ended.sort(key=lambda s: s.finished_at or 0.0)
@@ -194,9 +223,20 @@ def _purge(state: ServerState, stream: _Stream) -> None:
 def _release(stream: _Stream) -> None:
     """Nobody is reading: let the broadcast cancel the upstream (unless keep_alive)."""
     stream.timer = None
-    if not stream.readers and stream.hold is not None:
+    if not stream.readers and not stream.remote_readers and stream.hold is not None:
         hold, stream.hold = stream.hold, None
         hold.dispose()
+
+
+def _release_later(state: ServerState, stream: _Stream) -> None:
+    """Nobody reads the stream (here or elsewhere): release it after ``grace``."""
+    if stream.hold is None or stream.timer is not None:
+        return
+    if state.grace > 0 and not state.closing:
+        loop = asyncio.get_running_loop()
+        stream.timer = loop.call_later(state.grace, _release, stream)
+    else:
+        _release(stream)
 
 
 def _stream_or_404(request: web.Request) -> _Stream:
@@ -207,8 +247,23 @@ def _stream_or_404(request: web.Request) -> _Stream:
     return stream
 
 
+async def _shared_meta(request: web.Request) -> dict[str, str] | None:
+    """The metadata of a stream another process produces (None: local, or not shared)."""
+    state = request.app[STATE_KEY]
+    stream = state.streams.get(request.match_info["id"])
+    if state.shared is None or (stream is not None and not stream.remote):
+        return None
+    meta = await state.shared.meta(request.match_info["id"])
+    if meta is None:
+        raise _Abort(404, "not_found", "no such stream (it never existed or was purged)")
+    return meta
+
+
 async def _stream_status(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
+    meta = await _shared_meta(request)
+    if meta is not None and state.shared is not None:
+        return web.json_response(await state.shared.status(request.match_info["id"], meta))
     stream = _stream_or_404(request)
     error = None
     if stream.error is not None:
@@ -230,23 +285,14 @@ async def _stream_status(request: web.Request) -> web.StreamResponse:
 
 
 async def _cancel_stream(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    meta = await _shared_meta(request)
+    if meta is not None and state.shared is not None:
+        stream_id = request.match_info["id"]
+        return web.json_response({"id": stream_id, "status": await state.shared.cancel(stream_id)})
     stream = _stream_or_404(request)
     stream.broadcast.cancel()
     return web.json_response({"id": stream.id, "status": stream.status})
-
-
-def _last_event_id(request: web.Request) -> int:
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None:
-        raw = request.query.get("last_event_id", "")
-    raw = raw.strip()
-    if not raw:
-        return 0
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise _Abort(
-            400, "invalid_request_error", f"Last-Event-ID must be a sequence number, got {raw!r}"
-        )
-    return int(raw)
 
 
 def _terminal_event(state: ServerState, stream: _Stream, error: BaseException | None) -> str:
@@ -267,32 +313,18 @@ _EVENT_HEADERS = {
 }
 
 
-def _check_client_limits(state: ServerState, stream: _Stream, credential: str | None) -> None:
-    """429 beyond `max_clients`, the per-stream or the per-credential limit."""
-    if len(state.queues) >= state.max_clients:
-        limit = f"{state.max_clients} event streams are open already (max_clients)"
-    elif len(stream.readers) >= state.max_clients_per_stream:
-        limit = (
-            f"{state.max_clients_per_stream} clients read this stream already "
-            "(max_clients_per_stream)"
-        )
-    elif (
-        credential is not None
-        and state.credential_clients.get(credential, 0) >= state.max_clients_per_credential
-    ):
-        limit = (
-            f"{state.max_clients_per_credential} event streams are open with this read token "
-            "already (max_clients_per_credential)"
-        )
-    else:
-        return
-    raise _Abort(429, "too_many_clients", limit, **{"Retry-After": "1"})
-
-
 async def _stream_events(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    stream = _stream_or_404(request)
     after = _last_event_id(request)
+    stream = state.streams.get(request.match_info["id"])
+    if stream is None or not stream.remote:  # (a relay here needs no Redis round trip)
+        meta = await _shared_meta(request)
+        if meta is not None and state.shared is not None:
+            if meta.get("status", "running") != "running" and after > int(meta.get("seq", "0")):
+                return web.Response(status=204)  # the client has the terminal event: stop
+            stream = state.shared.follow(state, request.match_info["id"])
+        else:
+            stream = _stream_or_404(request)
     if stream.finished_at is not None and after > stream.broadcast.seq:
         return web.Response(status=204)  # the client has the terminal event: stop
     return await serve_client(
@@ -337,7 +369,6 @@ async def serve_client(
     if origin is not None and ("*" in state.cors_origins or origin in state.cors_origins):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
-    loop = asyncio.get_running_loop()
     sink: BoundedSink[Sequenced] = BoundedSink(state.max_pending, exempt_initial=True)
     reader = _Reader(sink, credential)
     state.queues.add(reader)
@@ -368,11 +399,8 @@ async def serve_client(
             left = state.credential_clients.pop(credential, 1) - 1
             if left > 0:
                 state.credential_clients[credential] = left
-        if not stream.readers and stream.hold is not None and stream.timer is None:
-            if state.grace > 0 and not state.closing:
-                stream.timer = loop.call_later(state.grace, _release, stream)
-            else:
-                _release(stream)
+        if not stream.readers and not stream.remote_readers:
+            _release_later(state, stream)
     if ended:  # the end of the body may block too (a client that stopped reading)
         try:
             async with asyncio.timeout(state.write_timeout):
