@@ -18,6 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from reactivex import operators as ops
 
+from rxtokens.operators import _decode_openai as _openai
 from rxtokens.operators import (
     decode_anthropic,
     decode_gemini,
@@ -25,10 +26,17 @@ from rxtokens.operators import (
     decode_openai_responses,
     parse_sse,
 )
+from rxtokens.operators._decode import loads as _loads
 from rxtokens.operators._decode_openai import OpenAIChatDecoder
 from rxtokens.operators._decode_sse import SseDecoding, sse_decoder
 from rxtokens.sse import SseEvent, SseParser
-from rxtokens.testing import TRANSCRIPTS, load_expected, load_transcript
+from rxtokens.testing import (
+    TRANSCRIPTS,
+    Script,
+    load_expected,
+    load_transcript,
+    openai_chat_events,
+)
 from rxtokens.tokens import TextDelta
 
 DECODERS: dict[str, Callable[[], Any]] = {
@@ -155,6 +163,17 @@ texts = st.one_of(
 )  # fmt: skip
 
 
+# OpenAI's obfuscation padding: plain, empty, JSON-special (escaped in the payload), the
+# content key itself, non-ASCII and characters isprintable() turns away.
+pads = st.one_of(
+    st.sampled_from(
+        ["aZ3", "q", "", '"', "\\", "}", ',"content":"', '","content":"x', "é🙂", "\u2028",
+         "\x00", "content", "obfuscation"]
+    ),
+    st.text(max_size=6),
+)  # fmt: skip
+
+
 @st.composite
 def often(draw: st.DrawFn, common: Any, *rare: Any, odds: int = 3) -> Any:
     """`common`, else (one time in `odds`) one of `rare`: near misses of the common shape."""
@@ -177,8 +196,13 @@ def json_string(draw: st.DrawFn, text: str) -> str:
 
 
 @st.composite
-def openai_payload(draw: st.DrawFn, pool: list[str]) -> str:
+def openai_payload(draw: st.DrawFn, pool: list[str], padded: str = "none") -> str:
+    """A chat chunk; `padded` (none, some, all): which carry an ``obfuscation`` field."""
     text = draw(json_string(draw(st.sampled_from(pool))))
+    pad = ""
+    if padded == "all" or (padded == "some" and draw(st.booleans())):
+        pad = f',"obfuscation":{draw(json_string(draw(pads)))}'
+    head, tail = draw(often(("", pad), (pad, ""), odds=6))
     model = draw(often('"m"', '"n"', draw(json_string(draw(st.sampled_from(pool))))))
     index = draw(often("0", "1", '"a"', "null", "true"))
     delta = draw(
@@ -196,9 +220,9 @@ def openai_payload(draw: st.DrawFn, pool: list[str]) -> str:
     usage = draw(often("", ',"usage":null', ',"usage":{"prompt_tokens":1}'))
     return draw(
         often(
-            f'{{"model":{model},"choices":[{{"index":{index},"delta":{delta},'
-            f'"finish_reason":{finish}}}]{usage}}}',
-            f'{{"choices":[{{"delta":{delta},"index":{index}}}],"model":{model}{usage}}}',
+            f'{{"model":{model}{head},"choices":[{{"index":{index},"delta":{delta},'
+            f'"finish_reason":{finish}}}]{usage}{tail}}}',
+            f'{{"choices":[{{"delta":{delta},"index":{index}{tail}}}],"model":{model}{usage}}}',
             f'{{"choices":[{{"delta":{delta}}},{{"delta":{delta}}}]}}',
             '{"error":{"message":"boom"}}',
             "[DONE]",
@@ -274,8 +298,10 @@ def framed(draw: st.DrawFn, payloads: list[tuple[str, str]]) -> bytes:
 @given(st.data())
 def test_openai_chat_fused_and_templated_equals_unfused(data: st.DataObject) -> None:
     pool = data.draw(st.lists(texts, min_size=1, max_size=2))
+    padded = data.draw(st.sampled_from(["none", "some", "all"]))
     payloads = [
-        ("message", data.draw(openai_payload(pool))) for _ in range(data.draw(st.integers(1, 12)))
+        ("message", data.draw(openai_payload(pool, padded)))
+        for _ in range(data.draw(st.integers(1, 12)))
     ]
     body = data.draw(framed(payloads))
     assert_same("openai_chat", body, data.draw(st.lists(st.integers(0, len(body)), max_size=8)))
@@ -312,7 +338,29 @@ def test_the_template_path_is_taken_and_envelope_changes_fall_back() -> None:
     # A content value equal to the model name: ambiguous, no template is learnt from it.
     fresh = OpenAIChatDecoder()
     fresh.decode_values([chunk("m")], [])
-    assert fresh._template[1] == ""
+    assert fresh._template[0] == ""  # no template
+
+
+def test_the_obfuscation_padding_is_the_templates_second_hole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    script = Script(text=[f"w{i} é" for i in range(40)], usage=(1, 40))
+    body = b"".join(openai_chat_events(script, obfuscation=True))
+    parses: list[str] = []
+    monkeypatch.setattr(
+        _openai, "fast_loads", lambda data: parses.append(data) or _loads("openai", data)
+    )
+    decoder = OpenAIChatDecoder()
+    tokens: list[Any] = []
+    decoder.decode_values(SseParser().feed_split(body)[1][:-1], tokens)  # all but [DONE]
+    prefix, middle, suffix, _ = decoder._template
+    assert prefix.endswith('"content":"')
+    assert middle.endswith(',"obfuscation":"')
+    assert suffix == '"}'
+    assert [t.text for t in tokens if type(t) is TextDelta] == script.text
+    assert len(parses) == 4  # the role chunk, the first text, the finish and the usage
+    monkeypatch.undo()
+    assert_same("openai_chat", body, list(range(0, len(body), 97)))
 
 
 def test_single_event_chunks_skip_the_buffering() -> None:
@@ -322,8 +370,13 @@ def test_single_event_chunks_skip_the_buffering() -> None:
     assert parser.feed(b"data: \xff\n\n")[0].data == "\ufffd"
 
 
-def _chat(content: str, model: str = '"m"', tail: str = '"finish_reason":null') -> str:
-    return f'{{"model":{model},"choices":[{{"index":0,"delta":{{"content":{content}}},{tail}}}]}}'
+def _chat(
+    content: str, model: str = '"m"', tail: str = '"finish_reason":null', pad: str = ""
+) -> str:
+    pad = pad and f',"obfuscation":{pad}'
+    return (
+        f'{{"model":{model},"choices":[{{"index":0,"delta":{{"content":{content}}},{tail}}}]{pad}}}'
+    )
 
 
 def _text(text: str, head: str = '"type":"content_block_delta","index":0') -> str:
@@ -345,6 +398,44 @@ NEAR_MISSES = {
     "after [DONE]": [_chat('"a"'), "[DONE]", _chat('"b"')],
     "an error envelope": [_chat('"a"'), '{"error":{"message":"x"},"choices":[]}'],
     "non-printable text": [_chat('"a"'), _chat('"\u2028"'), _chat('"\x7f"'), _chat('"\ufeff"')],
+    "a quote in the padding": [
+        _chat('"a"', pad='"x"'),
+        _chat('"b"', pad='"y","model":"z"'),
+        _chat('"b"', pad='"y","content":"z"'),
+        _chat('"b"', pad='"y\\"z"'),
+    ],
+    "the padding's envelope changes": [
+        _chat('"a"', pad='"x"'),
+        _chat('"b"', pad='"y"', model='"n"'),
+        _chat('"b"', pad='"y"', tail='"finish_reason":"stop"'),
+        _chat('"b"'),
+        _chat('"b"', pad="null"),
+        _chat('"b"', pad="1"),
+        _chat('"b"', pad='{"o":"x"}'),
+    ],
+    "escapes and control characters in the padding": [
+        _chat('"a"', pad='"x"'),
+        _chat('"b"', pad='"\\u0022"'),
+        _chat('"b"', pad='"\\\\"'),
+        _chat('"b"', pad='"\u2028"'),
+        _chat('"b"', pad='"\t"'),  # invalid JSON: both paths fail alike
+    ],
+    "plain paddings that fit": [
+        _chat('"a"', pad='"x"'),
+        _chat('"b"', pad='""'),
+        _chat('"c"', pad='"}],"'),
+        _chat('"d"', pad='"é🙂,:content"'),
+    ],
+    "a padding equal to the content": [_chat('"a"', pad='"a"'), _chat('"b"', pad='"b"')],
+    "two paddings": [
+        _chat('"a"', pad='"x","obfuscation":"y"'),
+        _chat('"b"', pad='"z","obfuscation":"y"'),
+        _chat('"c"', pad='"z","obfuscation":"w"'),
+    ],
+    "the padding before the content": [
+        '{"obfuscation":"x","choices":[{"delta":{"content":"a"}}]}',
+        '{"obfuscation":"y","choices":[{"delta":{"content":"b"}}]}',
+    ],
 }
 _HEAD = '"type":"content_block_delta"'
 ANTHROPIC_NEAR_MISSES = {

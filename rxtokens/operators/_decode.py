@@ -49,10 +49,12 @@ from ..tokens import (
 from ._processor import processor_operator
 
 __all__ = [
+    "NO_PADDED_TEMPLATE",
     "NO_TEMPLATE",
     "Decoder",
     "DecoderOperator",
     "EventDecoder",
+    "PaddedTemplate",
     "Template",
     "check_tokens",
     "decode_error",
@@ -61,6 +63,7 @@ __all__ = [
     "field_error",
     "finish_token",
     "is_plain",
+    "learn_padded_template",
     "learn_template",
     "loads",
     "normal_finish",
@@ -291,6 +294,40 @@ def learn_template(data: str, text: str) -> Template | None:
     if at < 0 or data.find(quoted, at + 1) >= 0:
         return None
     return data[: at + 1], data[at + 1 + len(text) :], len(data) - len(text)
+
+
+PaddedTemplate = tuple[str, str, str, int]
+"""A learnt payload shape with a second hole: (prefix, middle, suffix, their length); the
+payload is prefix + text + middle + padding + suffix. No middle: `Template`'s one hole."""
+
+NO_PADDED_TEMPLATE: PaddedTemplate = ("", "", "", 1 << 62)
+"""Matches no payload."""
+
+
+def learn_padded_template(data: str, text: str, key: str) -> PaddedTemplate | None:
+    """`learn_template`, with a second hole at the string value of `key` after the text.
+
+    For padding whose value the decoder ignores (OpenAI's ``obfuscation``): a later payload
+    matches when both holes hold plain strings (`is_plain`) and every other character is
+    the same. The hole is the value of the first ``"key":"`` after the text: `data` parsed
+    as JSON and has no backslash, so that is a key and its string value, written as is.
+    Without such a key the middle is empty (one hole, as `learn_template`).
+
+    Example:
+        >>> learn_padded_template('{"t":"hi","pad":"xyz"}', "hi", "pad")
+        ('{"t":"', '","pad":"', '"}', 17)
+    """
+    template = learn_template(data, text)
+    if template is None:
+        return None
+    prefix, suffix, size = template
+    field = f'"{key}":"'
+    at = suffix.find(field)
+    if at < 0:
+        return prefix, "", suffix, size
+    start = at + len(field)
+    end = suffix.index('"', start)
+    return prefix, suffix[:start], suffix[end:], size - (end - start)
 
 
 def decoder_operator(factory: Callable[[], Decoder]) -> DecoderOperator:

@@ -27,14 +27,14 @@ from ..tokens import (
     Usage,
 )
 from ._decode import (
-    NO_TEMPLATE,
+    NO_PADDED_TEMPLATE,
     EventDecoder,
-    Template,
+    PaddedTemplate,
     check_tokens,
     decode_error,
     fast_loads,
     finish_token,
-    learn_template,
+    learn_padded_template,
     loads,
     strict_loads,
 )
@@ -113,7 +113,8 @@ class _OpenCall:
 
 _TEMPLATE_TRIES = 8
 """How many content-only chunks may (re)learn the template: streams whose every chunk
-differs (OpenAI's ``obfuscation`` padding, interleaved choices) stop trying."""
+differs (interleaved choices, changing ids) stop trying. OpenAI's ``obfuscation`` padding
+is the template's second hole."""
 
 
 class OpenAIChatDecoder(EventDecoder):
@@ -148,23 +149,33 @@ class OpenAIChatDecoder(EventDecoder):
         self._done = False
         self._open: dict[int, _OpenCall] = {}  # choice -> the call being streamed
         self._calls: dict[int, int] = {}  # choice -> calls seen (for servers that omit index)
-        # The template path (see `learn_template`): the shape of the last content-only
+        # The template path (see `learn_padded_template`): the shape of the last content-only
         # chunk, its choice index, and how many more times a template may be learnt.
-        self._template: Template = NO_TEMPLATE
+        self._template: PaddedTemplate = NO_PADDED_TEMPLATE
         self._index = 0
         self._tries = _TEMPLATE_TRIES
 
     def decode_values(self, values: list[str], tokens: list[StreamToken]) -> None:
         """Decode data-only events; chunks that fit the learnt template skip the JSON parser."""
-        prefix, suffix, size = self._template
+        prefix, middle, suffix, size = self._template
         for data in values:
             if len(data) > size and data.startswith(prefix) and data.endswith(suffix):
+                # text, middle, padding: no quote but the middle's (see learn_padded_template)
                 text = data[len(prefix) : len(data) - len(suffix)]
-                if text.isprintable() and '"' not in text and "\\" not in text:
-                    tokens.append(new_token(TextDelta, (text, self._index)))
-                    continue
+                if text.isprintable() and "\\" not in text:
+                    if not middle:
+                        if '"' not in text:
+                            tokens.append(new_token(TextDelta, (text, self._index)))
+                            continue
+                    elif (
+                        (at := text.find('"')) > 0
+                        and text.startswith(middle, at)
+                        and text.find('"', at + len(middle)) < 0
+                    ):
+                        tokens.append(new_token(TextDelta, (text[:at], self._index)))
+                        continue
             tokens += self.decode("message", data)
-            prefix, suffix, size = self._template
+            prefix, middle, suffix, size = self._template
 
     def decode(self, kind: str, data: str) -> list[StreamToken]:
         """Decode one event's data into the tokens it carries."""
@@ -172,7 +183,7 @@ class OpenAIChatDecoder(EventDecoder):
             return []
         if data[0] == "[" and data.startswith("[DONE]"):
             self._done = True
-            self._template = NO_TEMPLATE
+            self._template = NO_PADDED_TEMPLATE
             tokens: list[StreamToken] = []
             for choice in list(self._open):
                 self._close_call(choice, tokens)
@@ -206,7 +217,7 @@ class OpenAIChatDecoder(EventDecoder):
     def _learn(self, data: str, content: str, index: int) -> None:
         """Learn the template of a content-only chunk (a bounded number of times)."""
         self._tries -= 1
-        template = learn_template(data, content)
+        template = learn_padded_template(data, content, "obfuscation")
         if template is not None:
             self._template = template
             self._index = index
