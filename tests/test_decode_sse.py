@@ -426,6 +426,13 @@ NEAR_MISSES = {
         _chat('"c"', pad='"}],"'),
         _chat('"d"', pad='"é🙂,:content"'),
     ],
+    "changes the decoder reads, spliced into the holes": [
+        _chat('"a"', pad='"x"'),
+        _chat('""', pad='"y"'),
+        _chat('"b"', pad='"y","usage":{"prompt_tokens":3},"o":"z"'),
+        _chat('"b"', pad="").replace("null}]}", '"stop"}],"obfuscat":"z"}'),
+        _chat('"b"', pad='"y","error":{"message":"boom"},"o":"z"'),
+    ],
     "a padding equal to the content": [_chat('"a"', pad='"a"'), _chat('"b"', pad='"b"')],
     "two paddings": [
         _chat('"a"', pad='"x","obfuscation":"y"'),
