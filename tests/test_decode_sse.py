@@ -433,6 +433,16 @@ NEAR_MISSES = {
         _chat('"b"', pad="").replace("null}]}", '"stop"}],"obfuscat":"z"}'),
         _chat('"b"', pad='"y","error":{"message":"boom"},"o":"z"'),
     ],
+    "escapes and unprintable text beside a padding": [
+        _chat('"a"', pad='"x"'),
+        _chat('"b\\nc"', pad='"y"'),
+        _chat('"\\u0041"', pad='"y"'),
+        _chat('"\u2028"', pad='"y"'),
+    ],
+    "the middle overlaps the suffix": [
+        _chat('"a"', pad='"x"'),
+        _chat('"ab"', pad='"x"')[:-3] + "}",  # an unterminated string: invalid
+    ],
     "a padding equal to the content": [_chat('"a"', pad='"a"'), _chat('"b"', pad='"b"')],
     "two paddings": [
         _chat('"a"', pad='"x","obfuscation":"y"'),

@@ -34,6 +34,7 @@ from ._decode import (
     decode_error,
     fast_loads,
     finish_token,
+    is_plain,
     learn_padded_template,
     loads,
     strict_loads,
@@ -160,19 +161,24 @@ class OpenAIChatDecoder(EventDecoder):
         prefix, middle, suffix, size = self._template
         for data in values:
             if len(data) > size and data.startswith(prefix) and data.endswith(suffix):
-                # text, middle, padding: no quote but the middle's (see learn_padded_template)
-                text = data[len(prefix) : len(data) - len(suffix)]
-                if text.isprintable() and "\\" not in text:
-                    if not middle:
-                        if '"' not in text:
-                            tokens.append(new_token(TextDelta, (text, self._index)))
-                            continue
-                    elif (
-                        (at := text.find('"')) > 0
-                        and text.startswith(middle, at)
-                        and text.find('"', at + len(middle)) < 0
+                end = len(data) - len(suffix)
+                if not middle:
+                    text = data[len(prefix) : end]
+                    if text.isprintable() and '"' not in text and "\\" not in text:
+                        tokens.append(new_token(TextDelta, (text, self._index)))
+                        continue
+                else:  # the text ends at its first quote, the middle follows, then the padding
+                    at = data.find('"', len(prefix))
+                    pad = data[at + len(middle) : end]
+                    if (
+                        at + len(middle) <= end
+                        and data.startswith(middle, at)
+                        and (pad.isalnum() or is_plain(pad))
+                        and (text := data[len(prefix) : at])
+                        and text.isprintable()
+                        and "\\" not in text
                     ):
-                        tokens.append(new_token(TextDelta, (text[:at], self._index)))
+                        tokens.append(new_token(TextDelta, (text, self._index)))
                         continue
             tokens += self.decode("message", data)
             prefix, middle, suffix, size = self._template
