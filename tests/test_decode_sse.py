@@ -438,6 +438,7 @@ NEAR_MISSES = {
         _chat('"b\\nc"', pad='"y"'),
         _chat('"\\u0041"', pad='"y"'),
         _chat('"\u2028"', pad='"y"'),
+        _chat('"b\tc"', pad='"y"'),  # a raw control character: invalid JSON
     ],
     "the middle overlaps the suffix": [
         _chat('"a"', pad='"x"'),

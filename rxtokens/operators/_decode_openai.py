@@ -113,9 +113,8 @@ class _OpenCall:
 
 
 _TEMPLATE_TRIES = 8
-"""How many content-only chunks may (re)learn the template: streams whose every chunk
-differs (interleaved choices, changing ids) stop trying. OpenAI's ``obfuscation`` padding
-is the template's second hole."""
+"""How many content-only chunks may (re)learn the template (``obfuscation`` is its second
+hole): streams whose every chunk differs otherwise (interleaved choices) stop trying."""
 
 
 class OpenAIChatDecoder(EventDecoder):
