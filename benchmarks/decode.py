@@ -435,7 +435,7 @@ def run(tokens: int, repeat: int) -> str:
         "",
         "| ratio | value |",
         "|---|---|",
-        *(f"| {name} | {value.text(1)} |" for name, value in ratios),
+        *(f"| {name} | {value.text(2 if value.median < 10 else 1)} |" for name, value in ratios),
         "",
         "| format | contender | median µs / token | best µs / token |",
         "|---|---|---|---|",
