@@ -164,11 +164,12 @@ texts = st.one_of(
 
 
 # OpenAI's obfuscation padding: plain, empty, JSON-special (escaped in the payload), the
-# content key itself, non-ASCII and characters isprintable() turns away.
+# content key itself, splices of fields the decoder reads, non-ASCII, unprintable characters.
 pads = st.one_of(
     st.sampled_from(
         ["aZ3", "q", "", '"', "\\", "}", ',"content":"', '","content":"x', "é🙂", "\u2028",
-         "\x00", "content", "obfuscation"]
+         "\x00", "content", "obfuscation", '","usage":{"prompt_tokens":1},"o":"',
+         '","error":{"message":"x"},"o":"', '"}],"x":"']
     ),
     st.text(max_size=6),
 )  # fmt: skip
@@ -302,6 +303,46 @@ def test_openai_chat_fused_and_templated_equals_unfused(data: st.DataObject) -> 
     payloads = [
         ("message", data.draw(openai_payload(pool, padded)))
         for _ in range(data.draw(st.integers(1, 12)))
+    ]
+    body = data.draw(framed(payloads))
+    assert_same("openai_chat", body, data.draw(st.lists(st.integers(0, len(body)), max_size=8)))
+
+
+words = st.text("abcXYZ019 é日🙂,:{}[]", max_size=8)  # plain: what the template must take
+
+
+@st.composite
+def literal(draw: st.DrawFn, rare: st.SearchStrategy[str]) -> str:
+    """Mostly a plain word written compactly; else a `rare` string or another spelling."""
+    text = draw(often(draw(words), draw(rare), odds=5))
+    spelt = draw(often(json.dumps(text, ensure_ascii=False), draw(json_string(text)), odds=5))
+    return draw(often(spelt, f'"{text}"', odds=8))  # rarely raw: a splice or invalid JSON
+
+
+@st.composite
+def wire_chat_payload(draw: st.DrawFn, pool: list[str], padded: str) -> str:
+    """Mostly a content-only chunk in OpenAI's wire shape (the template's case), each with
+    its own text and padding; sometimes any `openai_payload` (a near miss)."""
+    if draw(st.integers(0, 5)) == 0:
+        return draw(openai_payload(pool, padded))
+    text = draw(literal(texts))
+    pad = ""
+    if padded == "all" or (padded == "some" and draw(st.booleans())):
+        pad = f',"obfuscation":{draw(literal(pads))}'
+    return (
+        '{"id":"c1","object":"chat.completion.chunk","model":"m","choices":[{"index":0,'
+        f'"delta":{{"content":{text}}},"logprobs":null,"finish_reason":null}}],"usage":null{pad}}}'
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_openai_chat_wire_shaped_streams_with_padding(data: st.DataObject) -> None:
+    pool = data.draw(st.lists(texts, min_size=1, max_size=2))
+    padded = data.draw(st.sampled_from(["none", "some", "all", "all"]))
+    payloads = [
+        ("message", data.draw(wire_chat_payload(pool, padded)))
+        for _ in range(data.draw(st.integers(4, 16)))
     ]
     body = data.draw(framed(payloads))
     assert_same("openai_chat", body, data.draw(st.lists(st.integers(0, len(body)), max_size=8)))
