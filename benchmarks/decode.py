@@ -369,10 +369,11 @@ def run(tokens: int, repeat: int) -> str:
     # The goals are judged on the realistic OpenAI bytes (with the obfuscation padding).
     vs_openai = Ratio.of(b[sdk], ours_b)
     vs_anthropic = Ratio.of(a["anthropic SDK messages.create(stream=True)"], ours_a)
+    vs_plain = Ratio.of(o[sdk], ours_o)
     raw_o, raw_a = Ratio.of(ours_b, same_b), Ratio.of(ours_a, same_a)
     ratios = [
         ("openai SDK time / rxtokens, OpenAI bytes with obfuscation (goal >= 60x)", vs_openai),
-        ("openai SDK time / rxtokens, OpenAI bytes without obfuscation", Ratio.of(o[sdk], ours_o)),
+        ("openai SDK time / rxtokens, OpenAI bytes without obfuscation", vs_plain),
         ("anthropic SDK create(stream=True) time / rxtokens (goal >= 12x)", vs_anthropic),
         (
             "anthropic SDK text_stream time / rxtokens",
@@ -448,7 +449,12 @@ def run(tokens: int, repeat: int) -> str:
     both = f"OpenAI (with obfuscation) {raw_o.text()}; Anthropic {raw_a.text()}"
     lines += [
         "",
-        goal("openai_sdk", vs_openai.text(1), vs_openai.median >= 60),
+        goal(
+            "openai_sdk",
+            f"with OpenAI's obfuscation padding (the wire today) {vs_openai.text(1)}; "
+            f"the same stream without it {vs_plain.text(1)}",
+            vs_openai.median >= 60,
+        ),
         goal("anthropic_sdk", vs_anthropic.text(1), vs_anthropic.median >= 12),
         goal("raw_split", both, raw_o.median <= 1.2 and raw_a.median <= 1.2),
     ]
