@@ -13,7 +13,8 @@ from rxtokens import CompletionBuilder, StreamDecodeError, token_to_json
 from rxtokens.errors import ProviderError
 from rxtokens.operators._decode_anthropic import AnthropicDecoder
 from rxtokens.operators._decode_gemini import GeminiDecoder
-from rxtokens.operators._decode_openai import OpenAIChatDecoder, OpenAIResponsesDecoder
+from rxtokens.operators._decode_openai import OpenAIChatDecoder
+from rxtokens.operators._decode_responses import OpenAIResponsesDecoder
 from rxtokens.sse import SseEvent
 from rxtokens.tokens import TextDelta, ToolCall
 

@@ -45,7 +45,7 @@ from ._decode_anthropic import AnthropicDecoder as _AnthropicDecoder
 from ._decode_bedrock import BedrockDecoder as _BedrockDecoder
 from ._decode_gemini import GeminiDecoder as _GeminiDecoder
 from ._decode_openai import OpenAIChatDecoder as _OpenAIChatDecoder
-from ._decode_openai import OpenAIResponsesDecoder as _OpenAIResponsesDecoder
+from ._decode_responses import OpenAIResponsesDecoder as _OpenAIResponsesDecoder
 from ._dispatch import dispatch_tools_operator as _dispatch_tools_operator
 from ._eventstream import parse_aws_eventstream_ as _parse_aws_eventstream
 from ._first_of import first_of_observable as _first_of_observable

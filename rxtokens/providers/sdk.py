@@ -42,7 +42,8 @@ from ..errors import (
     TruncatedStreamError,
 )
 from ..operators._decode_anthropic import AnthropicDecoder
-from ..operators._decode_openai import OpenAIChatDecoder, OpenAIResponsesDecoder
+from ..operators._decode_openai import OpenAIChatDecoder
+from ..operators._decode_responses import OpenAIResponsesDecoder
 from ..sse import SseEvent
 from ..tokens import StreamToken
 from ._http import HttpRequest, error_from_response

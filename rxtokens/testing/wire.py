@@ -27,7 +27,13 @@ from typing import Any
 
 from .._finish import normal_finish
 from ..errors import ConfigError
-from ..operators import _decode_anthropic, _decode_bedrock, _decode_gemini, _decode_openai
+from ..operators import (
+    _decode_anthropic,
+    _decode_bedrock,
+    _decode_gemini,
+    _decode_openai,
+    _decode_responses,
+)
 from ..tokens import Choice, Completion, ToolCall, Usage
 from .script import (
     Ids,
@@ -783,7 +789,7 @@ def _check_format(fmt: str) -> None:
 
 FINISH_TABLES: dict[str, Mapping[str, str]] = {
     "openai_chat": _decode_openai.CHAT_FINISH,
-    "openai_responses": _decode_openai.RESPONSES_FINISH,
+    "openai_responses": _decode_responses.RESPONSES_FINISH,
     "anthropic": _decode_anthropic.FINISH,
     "gemini": _decode_gemini.FINISH,
     "bedrock": _decode_bedrock.FINISH,

@@ -27,7 +27,8 @@ from rxtokens import CompletionBuilder, RxTokensError, token_to_dict
 from rxtokens.operators._decode import check_tokens
 from rxtokens.operators._decode_anthropic import AnthropicDecoder
 from rxtokens.operators._decode_gemini import GeminiDecoder
-from rxtokens.operators._decode_openai import OpenAIChatDecoder, OpenAIResponsesDecoder
+from rxtokens.operators._decode_openai import OpenAIChatDecoder
+from rxtokens.operators._decode_responses import OpenAIResponsesDecoder
 from rxtokens.sse import SseEvent, SseParser
 
 from ..sse_reference import reference
