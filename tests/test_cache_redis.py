@@ -7,9 +7,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import reactivex
 
 from rxtokens.cache import RedisCache, open_store
+from rxtokens.errors import ConfigError
 from rxtokens.operators import aggregate, cache
 from rxtokens.tokens import Finish, TextDelta, Usage
 
@@ -73,3 +75,9 @@ def test_an_unreachable_redis_is_a_miss_not_a_failure() -> None:
     reactivex.from_iterable(tokens).pipe(cache(store, "k")).subscribe(out.append)
     assert out == tokens
     store.close()
+
+
+def test_a_url_that_is_not_redis_is_a_config_error_naming_it() -> None:
+    for url in ("localhost:6379", "http://127.0.0.1:6379"):
+        with pytest.raises(ConfigError, match="not a Redis URL"):
+            RedisCache(url)

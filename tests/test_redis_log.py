@@ -11,6 +11,7 @@ import pytest
 import reactivex
 from redis.asyncio import Redis
 
+import rxtokens
 from rxtokens import Broadcast, from_log
 from rxtokens.aio import collect, to_list
 from rxtokens.distributed import RedisTokenLog, alive_key, connect, read_log
@@ -262,7 +263,8 @@ async def test_an_unreachable_redis_fails_the_writer_and_the_reader_typed(
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"key": ""}, {"heartbeat": 0}, {"ttl": -1}, {"retain": -1}, {"url": 3}]
+    "kwargs",
+    [{"key": ""}, {"heartbeat": 0}, {"ttl": -1}, {"retain": -1}, {"url": 3}, {"url": "x"}],
 )
 def test_arguments_are_checked(kwargs: dict[str, Any]) -> None:
     args = {"url": "redis://127.0.0.1:1", "key": "k", **kwargs}
@@ -270,3 +272,10 @@ def test_arguments_are_checked(kwargs: dict[str, Any]) -> None:
         RedisTokenLog(args.pop("url"), args.pop("key"), **args)
     with pytest.raises(ConfigError):
         from_log("redis://127.0.0.1:1", "k", after=-1)
+
+
+@pytest.mark.parametrize("url", ["localhost:6379", "http://127.0.0.1:6379"])
+def test_a_url_that_is_not_redis_is_a_config_error_naming_it(url: str) -> None:
+    with pytest.raises(ConfigError, match="not a Redis URL") as caught:
+        rxtokens.run(from_log(url, "k"))
+    assert repr(url) in str(caught.value)

@@ -52,11 +52,12 @@ class RedisCache:
                 import redis
             except ImportError:
                 raise ProviderNotInstalledError("redis", "redis") from None
-            if not isinstance(url, str) or "://" not in url:
-                raise ConfigError(f"url must be a redis:// URL, got {url!r}")
-            client = redis.Redis.from_url(
-                url, socket_timeout=timeout, socket_connect_timeout=timeout
-            )
+            try:
+                client = redis.Redis.from_url(
+                    url, socket_timeout=timeout, socket_connect_timeout=timeout
+                )
+            except (TypeError, ValueError, AttributeError) as exc:  # names the schemes
+                raise ConfigError(f"not a Redis URL: {url!r} ({exc})") from None
         if not isinstance(prefix, str):
             raise ConfigError(f"prefix must be a string, got {prefix!r}")
         self.url = url

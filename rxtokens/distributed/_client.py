@@ -38,14 +38,20 @@ def connect(url: str, *, heartbeat: float = 1.0, max_connections: int = 64) -> R
 
     Its pool holds at most `max_connections`; a command waits for a free one (a burst of
     requests queues instead of failing) up to 5 s or ``LOST_AFTER`` heartbeats.
+
+    Raises:
+        ConfigError: `url` is not a ``redis://``, ``rediss://`` or ``unix://`` URL.
     """
-    pool = BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=max(5.0, LOST_AFTER * heartbeat),
-        socket_connect_timeout=2.0,
-        socket_timeout=max(5.0, 4 * heartbeat),
-    )
+    try:
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=max(5.0, LOST_AFTER * heartbeat),
+            socket_connect_timeout=2.0,
+            socket_timeout=max(5.0, 4 * heartbeat),
+        )
+    except (TypeError, ValueError) as exc:  # redis-py's own message names the schemes
+        raise ConfigError(f"not a Redis URL: {url!r} ({exc})") from None
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes both
 
 
