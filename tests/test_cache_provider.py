@@ -134,6 +134,39 @@ async def test_the_proxy_answers_a_repeated_request_from_the_cache() -> None:
         assert usage2 == {**usage1, "rxtokens_cached": True}
 
 
+async def test_the_official_openai_sdk_reads_a_cached_proxy_answer() -> None:
+    """The cached answer's extra usage field must not break the SDK's parsing."""
+    openai = pytest.importorskip("openai")  # the [openai] extra
+    async with running(cache="memory") as srv:
+        client = openai.AsyncOpenAI(base_url=srv.url("/v1"), api_key=srv.token, max_retries=0)
+        messages: Any = [{"role": "user", "content": "hi"}]
+        try:
+            answers = []
+            for _ in range(2):
+                reply = await client.chat.completions.create(
+                    model="x",
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+                text, usage = "", None
+                async for chunk in reply:
+                    text += "".join(c.delta.content or "" for c in chunk.choices)
+                    usage = chunk.usage or usage
+                answers.append((text, usage))
+            whole = await client.chat.completions.create(model="x", messages=messages)
+        finally:
+            await client.close()
+    assert len(srv.provider.requests) == 1
+    (text1, usage1), (text2, usage2) = answers
+    assert text1 == text2 == whole.choices[0].message.content == default_script("hi").text
+    assert usage1 is not None
+    assert usage2 is not None
+    assert usage2.completion_tokens == usage1.completion_tokens
+    assert (usage2.model_extra or {}).get("rxtokens_cached") is True
+    assert (whole.usage.model_extra or {}).get("rxtokens_cached") is True
+
+
 async def test_server_streams_replay_from_the_cache_with_usage_marked_cached() -> None:
     async with running(cache="memory") as srv:
         texts, usages = [], []
